@@ -1,0 +1,46 @@
+# ProxBalance. `make demo` runs the stack on the simulated cluster; `make test` is what CI runs.
+GO        ?= go
+GOTOOL    := $(GO) tool -modfile=tools/go.mod
+BIN       := bin
+PKGS      := ./...
+TESTFLAGS ?= -race -count=1 -timeout 15m
+BENCHTIME ?= 1s
+
+.PHONY: all build test unit lint fmt vet staticcheck deps bench demo clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN)/ ./cmd/...
+
+## test: everything CI checks: install external test dependencies, lint, then all tests with the race detector.
+test: deps lint unit
+
+unit:
+	$(GO) test $(TESTFLAGS) $(PKGS)
+
+deps:
+	./scripts/install-deps.sh
+
+lint: fmt vet staticcheck
+
+fmt:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet $(PKGS)
+
+staticcheck:
+	$(GOTOOL) staticcheck $(PKGS)
+
+## bench: speed and memory goals, as Go benchmarks. Compare runs with `go tool -modfile=tools/go.mod benchstat`.
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) $(PKGS)
+
+## demo: the simulated cluster (later issues grow this into the whole stack).
+demo: build
+	$(BIN)/pve-sim --speed 10
+
+clean:
+	rm -rf $(BIN)
