@@ -17,6 +17,10 @@ type Inventory struct {
 	Storages  []Storage
 	Tasks     []Task
 	HA        HAStatus
+	// Replication lists storage replication jobs of every node (/nodes/{n}/replication).
+	Replication []ReplicationJob
+	// NotBackedUp lists guest ids ("qemu/100") that no backup job covers (/cluster/backup-info/not-backed-up).
+	NotBackedUp []string
 	// Partial lists what could not be fetched (a node offline, 403 on one node, a timeout). An Inventory with
 	// Partial entries is still usable for what it does contain; consumers decide whether that is enough.
 	Partial []FetchError
@@ -73,6 +77,8 @@ type Node struct {
 	CPUMHz     float64
 	KernelInfo string
 	PVEVersion string // node status pveversion, e.g. "pve-manager/9.2.11/f6997e69"
+	// Subscription is /nodes/{n}/subscription; nil when not fetched.
+	Subscription *Subscription
 	// StatusFetched is false when /nodes/{n}/status could not be read (node offline or erroring); the fields
 	// that come only from it are then zero.
 	StatusFetched bool
@@ -250,3 +256,23 @@ type FetchError struct {
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+// Subscription is a node's subscription state.
+type Subscription struct {
+	Status      string // "active", "notfound", "expired", "invalid", ...
+	Level       string // "c", "b", "s", "p" or ""
+	NextDueDate time.Time
+}
+
+// ReplicationJob is one storage replication job as /nodes/{n}/replication reports it.
+type ReplicationJob struct {
+	ID        string // "100-0"
+	Guest     int
+	Source    string
+	Target    string
+	LastSync  time.Time
+	NextSync  time.Time
+	Duration  time.Duration
+	FailCount int
+	Error     string
+}
