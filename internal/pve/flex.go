@@ -1,0 +1,135 @@
+package pve
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"math"
+	"strconv"
+)
+
+// PVE's JSON is loosely typed: Perl hands out numbers as strings when they came from a regex capture (loadavg,
+// cpuinfo.mhz, LXC pressure values, PVE 7.4's LXC vmid) and booleans as 0/1. The types below accept every shape
+// PVE has been seen to send for a field, so one quirk never fails a whole response.
+
+var jsonNull = []byte("null")
+
+// unquote returns the content of a JSON string literal, or b itself for any other literal.
+// ok is false for a string with escapes, which numbers and booleans never need.
+func unquote(b []byte) (s []byte, quoted bool, ok bool) {
+	if len(b) >= 2 && b[0] == '"' && b[len(b)-1] == '"' {
+		inner := b[1 : len(b)-1]
+		if bytes.IndexByte(inner, '\\') >= 0 {
+			return nil, true, false
+		}
+		return bytes.TrimSpace(inner), true, true
+	}
+	return b, false, true
+}
+
+// flexFloat is a float64 that PVE may send as a JSON number or a numeric string. null and "" decode as 0.
+type flexFloat float64
+
+func (f *flexFloat) UnmarshalJSON(b []byte) error {
+	if bytes.Equal(b, jsonNull) {
+		*f = 0
+		return nil
+	}
+	s, _, ok := unquote(b)
+	if !ok {
+		return fmt.Errorf("number expected, got %.40s", b)
+	}
+	if len(s) == 0 {
+		*f = 0
+		return nil
+	}
+	v, err := strconv.ParseFloat(string(s), 64)
+	if err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
+		return fmt.Errorf("number expected, got %.40s", b)
+	}
+	*f = flexFloat(v)
+	return nil
+}
+
+// flexInt is an int64 that PVE may send as a JSON number (integral or not) or a numeric string.
+// Fractional values are truncated toward zero: RRD averages of byte counters arrive as floats.
+type flexInt int64
+
+func (i *flexInt) UnmarshalJSON(b []byte) error {
+	if bytes.Equal(b, jsonNull) {
+		*i = 0
+		return nil
+	}
+	s, _, ok := unquote(b)
+	if !ok {
+		return fmt.Errorf("integer expected, got %.40s", b)
+	}
+	if len(s) == 0 {
+		*i = 0
+		return nil
+	}
+	if v, err := strconv.ParseInt(string(s), 10, 64); err == nil {
+		*i = flexInt(v)
+		return nil
+	}
+	v, err := strconv.ParseFloat(string(s), 64)
+	if err != nil || math.IsNaN(v) || v >= math.MaxInt64 || v <= math.MinInt64 {
+		return fmt.Errorf("integer expected, got %.40s", b)
+	}
+	*i = flexInt(v)
+	return nil
+}
+
+// uint64 returns the value as a byte count or counter; negative values (never sent for these) become 0.
+func (i flexInt) uint64() uint64 {
+	if i < 0 {
+		return 0
+	}
+	return uint64(i)
+}
+
+// pveBool is a boolean that PVE sends as 0/1 (number or string); JSON true/false and null are accepted too.
+type pveBool bool
+
+func (p *pveBool) UnmarshalJSON(b []byte) error {
+	switch string(b) {
+	case "null", "false", "0", `"0"`, `""`, `"false"`:
+		*p = false
+		return nil
+	case "true", "1", `"1"`, `"true"`:
+		*p = true
+		return nil
+	}
+	// Any other number counts as true, as it does in Perl.
+	s, _, ok := unquote(b)
+	if ok {
+		if v, err := strconv.ParseFloat(string(s), 64); err == nil {
+			*p = v != 0
+			return nil
+		}
+	}
+	return fmt.Errorf("boolean (0/1) expected, got %.40s", b)
+}
+
+// flexString is a string that PVE may send as a JSON number (a task's id, an HA resource's vmid).
+type flexString string
+
+func (s *flexString) UnmarshalJSON(b []byte) error {
+	if bytes.Equal(b, jsonNull) {
+		*s = ""
+		return nil
+	}
+	if len(b) > 0 && b[0] == '"' {
+		var v string
+		if err := json.Unmarshal(b, &v); err != nil {
+			return err
+		}
+		*s = flexString(v)
+		return nil
+	}
+	if _, err := strconv.ParseFloat(string(b), 64); err != nil {
+		return fmt.Errorf("string expected, got %.40s", b)
+	}
+	*s = flexString(b)
+	return nil
+}
