@@ -23,6 +23,7 @@ type resourceEntry struct {
 	HAState    string    `json:"hastate"`
 	CPU        flexFloat `json:"cpu"`
 	MaxCPU     flexFloat `json:"maxcpu"`
+	CPUs       flexFloat `json:"cpus"` // node-level guest lists say cpus where /cluster/resources says maxcpu
 	Mem        flexInt   `json:"mem"`
 	MaxMem     flexInt   `json:"maxmem"`
 	MemHost    *flexInt  `json:"memhost"`
@@ -123,6 +124,9 @@ func (e *resourceEntry) guest() Guest {
 		DiskRead:  e.DiskRead.uint64(),
 		DiskWrite: e.DiskWrite.uint64(),
 		Uptime:    time.Duration(e.Uptime) * time.Second,
+	}
+	if g.CPUs == 0 {
+		g.CPUs = float64(e.CPUs)
 	}
 	if e.MemHost != nil {
 		g.MemHost, g.HasMemHost = e.MemHost.uint64(), true
