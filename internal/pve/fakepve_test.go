@@ -258,3 +258,29 @@ func testContext(t testing.TB) context.Context {
 	t.Cleanup(cancel)
 	return ctx
 }
+
+// sequence answers successive requests with successive routes (the last one repeats), checking the test token.
+type sequence struct {
+	mu    sync.Mutex
+	steps []route
+	n     int
+}
+
+func (s *sequence) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	i := s.n
+	if i >= len(s.steps) {
+		i = len(s.steps) - 1
+	}
+	s.n++
+	rt := s.steps[i]
+	s.mu.Unlock()
+	w.WriteHeader(rt.status)
+	_, _ = w.Write([]byte(rt.body))
+}
+
+func (s *sequence) served() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.n
+}
