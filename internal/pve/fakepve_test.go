@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
+	"io"
+	"log"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -80,7 +82,10 @@ func newFakePVE(t testing.TB) *fakePVE {
 	f.auth = func(r *http.Request) bool {
 		return r.Header.Get("Authorization") == "PVEAPIToken="+testTokenID+"="+testTokenSecret
 	}
-	f.srv = httptest.NewTLSServer(f) // listens on 127.0.0.1
+	f.srv = httptest.NewUnstartedServer(f) // listens on 127.0.0.1
+	// Connections cut by the client's timeouts are expected here, not worth a log line.
+	f.srv.Config.ErrorLog = log.New(io.Discard, "", 0)
+	f.srv.StartTLS()
 	t.Cleanup(f.srv.Close)
 	return f
 }
