@@ -176,7 +176,10 @@ type flight struct {
 func NewSnapshotter(c *Client, cfg SnapshotterConfig) *Snapshotter {
 	def := DefaultTTLs()
 	t := &cfg.TTLs
-	for _, f := range []struct{ v *time.Duration; d time.Duration }{
+	for _, f := range []struct {
+		v *time.Duration
+		d time.Duration
+	}{
 		{&t.ClusterStatus, def.ClusterStatus}, {&t.Version, def.Version}, {&t.HA, def.HA}, {&t.Tasks, def.Tasks},
 		{&t.Storage, def.Storage}, {&t.Configs, def.Configs}, {&t.Subscription, def.Subscription},
 		{&t.Replication, def.Replication}, {&t.Backup, def.Backup}, {&t.NodePressure, def.NodePressure},
