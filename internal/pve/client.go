@@ -45,7 +45,6 @@ type clientOptions struct {
 	observer  Observer
 	logger    log.Logger
 	lookupEnv func(string) (string, bool)
-	base      http.RoundTripper
 	sleep     func(context.Context, time.Duration) error
 	backoff   time.Duration
 }
@@ -73,21 +72,18 @@ func New(cfg Config, opts ...Option) (*Client, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("invalid PVE config: %w", err)
 	}
-	base, _ := apiBaseURL(cfg.URL) // validated above
+	apiURL, _ := apiBaseURL(cfg.URL) // validated above
 	secret, err := cfg.secret(o.lookupEnv)
 	if err != nil {
 		return nil, err
 	}
-	if o.base == nil {
-		tlsConfig, err := cfg.tlsConfig()
-		if err != nil {
-			return nil, err
-		}
-		ht := http.DefaultTransport.(*http.Transport).Clone()
-		ht.TLSClientConfig = tlsConfig
-		ht.MaxIdleConnsPerHost = 32
-		o.base = ht
+	tlsConfig, err := cfg.tlsConfig()
+	if err != nil {
+		return nil, err
 	}
+	base := http.DefaultTransport.(*http.Transport).Clone()
+	base.TLSClientConfig = tlsConfig
+	base.MaxIdleConnsPerHost = 32
 	timeout := cfg.Timeout
 	if timeout == 0 {
 		timeout = DefaultTimeout
@@ -103,16 +99,16 @@ func New(cfg Config, opts ...Option) (*Client, error) {
 	if perNode == 0 {
 		perNode = DefaultPerNodeConcurrency
 	}
-	u, _ := url.Parse(base)
+	u, _ := url.Parse(apiURL)
 	c := &Client{
-		base:    base,
+		base:    apiURL,
 		logger:  o.logger,
 		counts:  &callCounter{},
 		perNode: perNode,
 		now:     time.Now,
 	}
 	rt := &transport{
-		base:       o.base,
+		base:       base,
 		prefix:     u.Path,
 		timeout:    timeout,
 		retries:    retries,
@@ -135,7 +131,7 @@ func New(cfg Config, opts ...Option) (*Client, error) {
 	} else {
 		gpOpts = append(gpOpts, proxmox.WithAPIToken(cfg.TokenID, secret))
 	}
-	c.newGP = func() *proxmox.Client { return proxmox.NewClient(base, gpOpts...) }
+	c.newGP = func() *proxmox.Client { return proxmox.NewClient(apiURL, gpOpts...) }
 	if !c.password {
 		c.gp = c.newGP()
 	}

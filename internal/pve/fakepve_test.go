@@ -58,7 +58,6 @@ func fixtureData(t testing.TB, name string) json.RawMessage {
 // route is a canned answer.
 type route struct {
 	status int
-	reason string // status line text for answers without body
 	body   string
 	// block, when set, is waited on before answering (to hold a request in flight).
 	block chan struct{}

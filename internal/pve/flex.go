@@ -14,17 +14,20 @@ import (
 
 var jsonNull = []byte("null")
 
-// unquote returns the content of a JSON string literal, or b itself for any other literal.
-// ok is false for a string with escapes, which numbers and booleans never need.
-func unquote(b []byte) (s []byte, quoted bool, ok bool) {
-	if len(b) >= 2 && b[0] == '"' && b[len(b)-1] == '"' {
-		inner := b[1 : len(b)-1]
-		if bytes.IndexByte(inner, '\\') >= 0 {
-			return nil, true, false
-		}
-		return bytes.TrimSpace(inner), true, true
+// unquote returns the trimmed content of a JSON string literal, or b itself for any other literal.
+// ok is false when b is not valid JSON.
+func unquote(b []byte) (s []byte, ok bool) {
+	if len(b) == 0 || b[0] != '"' {
+		return b, true
 	}
-	return b, false, true
+	if len(b) >= 2 && b[len(b)-1] == '"' && bytes.IndexByte(b[1:len(b)-1], '\\') < 0 {
+		return bytes.TrimSpace(b[1 : len(b)-1]), true
+	}
+	var str string
+	if err := json.Unmarshal(b, &str); err != nil {
+		return nil, false
+	}
+	return bytes.TrimSpace([]byte(str)), true
 }
 
 // flexFloat is a float64 that PVE may send as a JSON number or a numeric string. null and "" decode as 0.
@@ -35,7 +38,7 @@ func (f *flexFloat) UnmarshalJSON(b []byte) error {
 		*f = 0
 		return nil
 	}
-	s, _, ok := unquote(b)
+	s, ok := unquote(b)
 	if !ok {
 		return fmt.Errorf("number expected, got %.40s", b)
 	}
@@ -60,7 +63,7 @@ func (i *flexInt) UnmarshalJSON(b []byte) error {
 		*i = 0
 		return nil
 	}
-	s, _, ok := unquote(b)
+	s, ok := unquote(b)
 	if !ok {
 		return fmt.Errorf("integer expected, got %.40s", b)
 	}
@@ -101,7 +104,7 @@ func (p *pveBool) UnmarshalJSON(b []byte) error {
 		return nil
 	}
 	// Any other number counts as true, as it does in Perl.
-	s, _, ok := unquote(b)
+	s, ok := unquote(b)
 	if ok {
 		if v, err := strconv.ParseFloat(string(s), 64); err == nil {
 			*p = v != 0

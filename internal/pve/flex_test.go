@@ -15,7 +15,7 @@ func TestFlexTypes(t *testing.T) {
 	}{
 		{`0.5`, 0.5, false}, {`"0.00"`, 0, false}, {`"3400.000"`, 3400, false}, {`null`, 0, false}, {`""`, 0, false},
 		{`" 1.5 "`, 1.5, false}, {`1e3`, 1000, false}, {`"abc"`, 0, true}, {`"NaN"`, 0, true}, {`true`, 0, true},
-		{`[1]`, 0, true}, {`"1\u0030"`, 0, true},
+		{`[1]`, 0, true}, {`"1\u0030"`, 10, false},
 	}
 	for _, tt := range floats {
 		var f flexFloat
@@ -76,6 +76,10 @@ func FuzzFlexFloat(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
+		var number float64
+		if json.Unmarshal([]byte(s), &number) != nil {
+			return // only numbers have a quoted twin to compare with
+		}
 		var bare, quoted flexFloat
 		errBare := json.Unmarshal([]byte(s), &bare)
 		errQuoted := json.Unmarshal([]byte(strconv.Quote(s)), &quoted)
@@ -95,6 +99,10 @@ func FuzzFlexInt(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
+		var number float64
+		if json.Unmarshal([]byte(s), &number) != nil {
+			return
+		}
 		var bare, quoted flexInt
 		errBare := json.Unmarshal([]byte(s), &bare)
 		errQuoted := json.Unmarshal([]byte(strconv.Quote(s)), &quoted)

@@ -405,13 +405,11 @@ type roundPlan struct {
 	configs                                   []*Guest
 
 	// results
-	clusterStatusVal *ClusterStatus
-	versionVal       *Version
+	clusterStatusVal cached[*ClusterStatus]
+	versionVal       cached[*Version]
 	haVal            *HAStatus
-	tasksVal         []Task
-	tasksOK          bool
-	backupVal        []string
-	backupOK         bool
+	tasksVal         cached[[]Task]
+	backupVal        cached[[]string]
 	storageVal       map[string][]Storage
 	subscriptionVal  map[string]*Subscription
 	replicationVal   map[string][]ReplicationJob
@@ -471,26 +469,8 @@ func (s *Snapshotter) plan(res *Resources, online []string, fresh Part, now time
 
 func (s *Snapshotter) fetchParts(ctx context.Context, f *fetcher, p *roundPlan) {
 	c := s.c
-	if p.clusterStatus {
-		f.goCluster(ctx, func(ctx context.Context) {
-			v, err := c.ClusterStatus(ctx)
-			if err != nil {
-				f.fail("/cluster/status", "", err)
-				return
-			}
-			p.clusterStatusVal = v
-		})
-	}
-	if p.version {
-		f.goCluster(ctx, func(ctx context.Context) {
-			v, err := c.Version(ctx)
-			if err != nil {
-				f.fail("/version", "", err)
-				return
-			}
-			p.versionVal = v
-		})
-	}
+	clusterPart(ctx, f, p.clusterStatus, "/cluster/status", c.ClusterStatus, &p.clusterStatusVal)
+	clusterPart(ctx, f, p.version, "/version", c.Version, &p.versionVal)
 	if p.ha {
 		f.goCluster(ctx, func(ctx context.Context) {
 			var (
@@ -518,74 +498,16 @@ func (s *Snapshotter) fetchParts(ctx context.Context, f *fetcher, p *roundPlan) 
 			}
 		})
 	}
-	if p.tasks {
-		f.goCluster(ctx, func(ctx context.Context) {
-			v, err := c.Tasks(ctx)
-			if err != nil {
-				f.fail("/cluster/tasks", "", err)
-				return
-			}
-			p.tasksVal, p.tasksOK = v, true
-		})
+	clusterPart(ctx, f, p.tasks, "/cluster/tasks", c.Tasks, &p.tasksVal)
+	clusterPart(ctx, f, p.backup, "/cluster/backup-info/not-backed-up", c.NotBackedUp, &p.backupVal)
+	perNode(ctx, f, p, p.storage, "/storage", c.NodeStorage, p.storageVal)
+	perNode(ctx, f, p, p.subscription, "/subscription", c.Subscription, p.subscriptionVal)
+	perNode(ctx, f, p, p.replication, "/replication", c.Replication, p.replicationVal)
+	pressure := func(ctx context.Context, node string) (*Pressure, error) {
+		points, err := c.NodeRRD(ctx, node, "hour")
+		return latestPressure(points), err
 	}
-	if p.backup {
-		f.goCluster(ctx, func(ctx context.Context) {
-			v, err := c.NotBackedUp(ctx)
-			if err != nil {
-				f.fail("/cluster/backup-info/not-backed-up", "", err)
-				return
-			}
-			p.backupVal, p.backupOK = v, true
-		})
-	}
-	for _, node := range p.storage {
-		f.goNode(ctx, node, func(ctx context.Context) {
-			v, err := c.NodeStorage(ctx, node)
-			if err != nil {
-				f.fail(nodePath(node, "/storage"), node, err)
-				return
-			}
-			p.mu.Lock()
-			p.storageVal[node] = v
-			p.mu.Unlock()
-		})
-	}
-	for _, node := range p.subscription {
-		f.goNode(ctx, node, func(ctx context.Context) {
-			v, err := c.Subscription(ctx, node)
-			if err != nil {
-				f.fail(nodePath(node, "/subscription"), node, err)
-				return
-			}
-			p.mu.Lock()
-			p.subscriptionVal[node] = v
-			p.mu.Unlock()
-		})
-	}
-	for _, node := range p.replication {
-		f.goNode(ctx, node, func(ctx context.Context) {
-			v, err := c.Replication(ctx, node)
-			if err != nil {
-				f.fail(nodePath(node, "/replication"), node, err)
-				return
-			}
-			p.mu.Lock()
-			p.replicationVal[node] = v
-			p.mu.Unlock()
-		})
-	}
-	for _, node := range p.pressure {
-		f.goNode(ctx, node, func(ctx context.Context) {
-			v, err := c.NodeRRD(ctx, node, "hour")
-			if err != nil {
-				f.fail(nodePath(node, "/rrddata"), node, err)
-				return
-			}
-			p.mu.Lock()
-			p.pressureVal[node] = latestPressure(v)
-			p.mu.Unlock()
-		})
-	}
+	perNode(ctx, f, p, p.pressure, "/rrddata", pressure, p.pressureVal)
 	for _, g := range p.configs {
 		ref := g.Ref()
 		f.goNode(ctx, g.Node, func(ctx context.Context) {
@@ -602,23 +524,56 @@ func (s *Snapshotter) fetchParts(ctx context.Context, f *fetcher, p *roundPlan) 
 	}
 }
 
+// clusterPart reads one cluster-wide part into result when due.
+func clusterPart[T any](ctx context.Context, f *fetcher, due bool, endpoint string,
+	get func(context.Context) (T, error), result *cached[T]) {
+	if !due {
+		return
+	}
+	f.goCluster(ctx, func(ctx context.Context) {
+		v, err := get(ctx)
+		if err != nil {
+			f.fail(endpoint, "", err)
+			return
+		}
+		result.val, result.ok = v, true
+	})
+}
+
+// perNode reads one per-node part from each of nodes into results.
+func perNode[T any](ctx context.Context, f *fetcher, p *roundPlan, nodes []string, suffix string,
+	get func(context.Context, string) (T, error), results map[string]T) {
+	for _, node := range nodes {
+		f.goNode(ctx, node, func(ctx context.Context) {
+			v, err := get(ctx, node)
+			if err != nil {
+				f.fail(nodePath(node, suffix), node, err)
+				return
+			}
+			p.mu.Lock()
+			results[node] = v
+			p.mu.Unlock()
+		})
+	}
+}
+
 // store writes the round's results into the caches (under s.mu) and marks failures whose old value is kept.
 func (s *Snapshotter) store(p *roundPlan, at time.Time, f *fetcher) {
 	c := &s.cache
-	if p.clusterStatusVal != nil {
-		c.clusterStatus.set(p.clusterStatusVal, at)
+	if p.clusterStatusVal.ok {
+		c.clusterStatus.set(p.clusterStatusVal.val, at)
 	}
-	if p.versionVal != nil {
-		c.version.set(p.versionVal, at)
+	if p.versionVal.ok {
+		c.version.set(p.versionVal.val, at)
 	}
 	if p.haVal != nil {
 		c.ha.set(*p.haVal, at)
 	}
-	if p.tasksOK {
-		c.tasks.set(p.tasksVal, at)
+	if p.tasksVal.ok {
+		c.tasks.set(p.tasksVal.val, at)
 	}
-	if p.backupOK {
-		c.backup.set(p.backupVal, at)
+	if p.backupVal.ok {
+		c.backup.set(p.backupVal.val, at)
 	}
 	for node, v := range p.storageVal {
 		s.node(node).storage.set(v, at)

@@ -28,7 +28,7 @@ func ParseUPID(s string) (UPID, error) {
 	fail := func(what string) (UPID, error) {
 		return UPID{}, fmt.Errorf("invalid UPID %q: %s", s, what)
 	}
-	if !strings.HasPrefix(s, "UPID:") || !strings.HasSuffix(s, ":") {
+	if len(s) <= len("UPID:") || !strings.HasPrefix(s, "UPID:") || !strings.HasSuffix(s, ":") {
 		return fail(`want "UPID:node:pid:pstart:starttime:type:id:user:"`)
 	}
 	f := strings.Split(s[len("UPID:"):len(s)-1], ":")
