@@ -446,7 +446,7 @@ func TestRetryThenSuccess(t *testing.T) {
 	f := newStandardFakePVE(t)
 	c := f.client()
 	blocked := &flakyHandler{fake: f, failures: 1}
-	f.srv.Config.Handler = blocked
+	f.setOverride(blocked)
 	if _, err := c.Version(testContext(t)); err != nil {
 		t.Fatalf("one 503 then success: %v", err)
 	}
@@ -472,7 +472,7 @@ func (h *flakyHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusServiceUnavailable)
 		return
 	}
-	h.fake.ServeHTTP(w, r)
+	h.fake.serveRoute(w, r)
 }
 
 func TestMigrate(t *testing.T) {

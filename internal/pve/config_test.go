@@ -157,7 +157,7 @@ func TestTLSVerification(t *testing.T) {
 func TestPasswordLogin(t *testing.T) {
 	f := newStandardFakePVE(t)
 	var tickets []string
-	f.auth = func(r *http.Request) bool {
+	f.setAuth(func(r *http.Request) bool {
 		c, err := r.Cookie("PVEAuthCookie")
 		if err != nil {
 			return false
@@ -165,7 +165,7 @@ func TestPasswordLogin(t *testing.T) {
 		f.mu.Lock()
 		defer f.mu.Unlock()
 		return len(tickets) > 0 && c.Value == tickets[len(tickets)-1] && r.Header.Get("CSRFPreventionToken") != ""
-	}
+	})
 	issue := func() {
 		f.mu.Lock()
 		ticket := fmt.Sprintf("PVE:root@pam:%08X::sig%d", 0x66A1B2C3+len(tickets), len(tickets))

@@ -74,6 +74,20 @@ type fakePVE struct {
 	bodies map[string]string // last request body per "METHOD path"
 	// auth returns whether a request is authenticated; default: the test token.
 	auth func(r *http.Request) bool
+	// override, when set, answers every request instead of the routes.
+	override http.Handler
+}
+
+func (f *fakePVE) setAuth(auth func(*http.Request) bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.auth = auth
+}
+
+func (f *fakePVE) setOverride(h http.Handler) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.override = h
 }
 
 func newFakePVE(t testing.TB) *fakePVE {
@@ -180,6 +194,18 @@ func (f *fakePVE) lastBody(key string) string {
 }
 
 func (f *fakePVE) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	f.mu.Lock()
+	override := f.override
+	f.mu.Unlock()
+	if override != nil {
+		override.ServeHTTP(w, r)
+		return
+	}
+	f.serveRoute(w, r)
+}
+
+// serveRoute counts the request and answers it from the routes.
+func (f *fakePVE) serveRoute(w http.ResponseWriter, r *http.Request) {
 	path := strings.TrimPrefix(r.URL.Path, "/api2/json")
 	key := r.Method + " " + path
 	var body strings.Builder

@@ -111,7 +111,7 @@ func TestInventoryPartialFailures(t *testing.T) {
 	defer close(hang)
 	f.setRoute("GET", "/nodes/node1/qemu/200/config", route{status: 200, body: `{"data":{}}`, block: hang})
 	cfg := f.config()
-	cfg.Timeout = 2 * time.Second
+	cfg.Timeout = 3 * time.Second
 	cfg.Retries = -1
 	inv, err := f.clientWith(cfg).Inventory(testContext(t), InventoryOptions{})
 	if err != nil {

@@ -179,7 +179,7 @@ func TestWaitTask(t *testing.T) {
 				{status: 200, body: taskStatusBody("running", "")},
 				{status: 200, body: taskStatusBody("stopped", tt.exit)},
 			}}
-			f.srv.Config.Handler = seq
+			f.setOverride(seq)
 			cfg := f.config()
 			cfg.Retries = -1
 			st, err := f.clientWith(cfg).WaitTask(testContext(t), runningUPID, time.Millisecond)
