@@ -117,6 +117,7 @@ func New(cfg Config, opts ...Option) (*Client, error) {
 		observer:   o.observer,
 		counts:     c.counts,
 		sleep:      o.sleep,
+		logger:     o.logger,
 	}
 	httpClient := &http.Client{Transport: rt}
 	gpOpts := []proxmox.Option{

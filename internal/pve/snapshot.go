@@ -197,6 +197,17 @@ func NewSnapshotter(c *Client, cfg SnapshotterConfig) *Snapshotter {
 	return &Snapshotter{c: c, cfg: cfg, now: time.Now, flights: map[Part]*flight{}}
 }
 
+// InventorySource is what consumers of the cluster state need: *Client (uncached) and *Snapshotter (cached)
+// provide it, and tests can fake it.
+type InventorySource interface {
+	Inventory(ctx context.Context, opts InventoryOptions) (*Inventory, error)
+}
+
+var (
+	_ InventorySource = (*Client)(nil)
+	_ InventorySource = (*Snapshotter)(nil)
+)
+
 // Inventory reads the whole cluster without any cache: every included part is fetched. Prefer a Snapshotter for
 // anything that runs repeatedly.
 func (c *Client) Inventory(ctx context.Context, opts InventoryOptions) (*Inventory, error) {

@@ -12,6 +12,9 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/go-kit/log"
+	"github.com/go-kit/log/level"
 )
 
 // Observer is told about every HTTP request made to the PVE API, retries included, so that callers can export
@@ -47,6 +50,7 @@ type transport struct {
 	observer   Observer
 	counts     *callCounter
 	sleep      func(context.Context, time.Duration) error
+	logger     log.Logger
 }
 
 func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -65,7 +69,10 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		if attempt >= attempts || !retryable(req.Context(), err) {
 			return nil, err
 		}
-		if serr := t.sleep(req.Context(), t.delay(attempt)); serr != nil {
+		delay := t.delay(attempt)
+		_ = level.Debug(t.logger).Log("msg", "retrying PVE API request", "method", req.Method, "endpoint", endpoint,
+			"attempt", attempt, "delay", delay, "err", err)
+		if serr := t.sleep(req.Context(), delay); serr != nil {
 			return nil, err
 		}
 	}
