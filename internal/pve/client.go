@@ -26,6 +26,7 @@ type Client struct {
 	logger  log.Logger
 	counts  *callCounter
 	perNode int
+	maxConc int
 	now     func() time.Time
 
 	// Token authentication uses gp as is. Password authentication replaces gp with a fresh go-proxmox client
@@ -99,12 +100,17 @@ func New(cfg Config, opts ...Option) (*Client, error) {
 	if perNode == 0 {
 		perNode = DefaultPerNodeConcurrency
 	}
+	maxConc := cfg.MaxConcurrency
+	if maxConc == 0 {
+		maxConc = DefaultMaxConcurrency
+	}
 	u, _ := url.Parse(apiURL)
 	c := &Client{
 		base:    apiURL,
 		logger:  o.logger,
 		counts:  &callCounter{},
 		perNode: perNode,
+		maxConc: maxConc,
 		now:     time.Now,
 	}
 	rt := &transport{

@@ -19,6 +19,7 @@ const (
 	DefaultTimeout            = 10 * time.Second
 	DefaultRetries            = 2
 	DefaultPerNodeConcurrency = 4
+	DefaultMaxConcurrency     = 16
 )
 
 // Secret is a string that never shows itself in logs, fmt output or marshalled config.
@@ -71,14 +72,17 @@ type Config struct {
 	Retries int `yaml:"retries,omitempty"`
 	// PerNodeConcurrency bounds concurrent requests aimed at one node while assembling an Inventory (default 4).
 	PerNodeConcurrency int `yaml:"per_node_concurrency,omitempty"`
+	// MaxConcurrency bounds all concurrent requests of one Inventory round (default 16). Every request enters
+	// through the node in URL, whose pveproxy forwards those for other nodes, so it carries them all.
+	MaxConcurrency int `yaml:"max_concurrency,omitempty"`
 }
 
 // String describes the config with its secrets redacted.
 func (c Config) String() string {
 	return fmt.Sprintf("pve.Config{URL:%q TokenID:%q TokenSecret:%q TokenSecretFile:%q TokenSecretEnv:%q Username:%q "+
-		"Password:%q PasswordFile:%q CAFile:%q InsecureSkipVerify:%t Timeout:%s Retries:%d PerNodeConcurrency:%d}",
+		"Password:%q PasswordFile:%q CAFile:%q InsecureSkipVerify:%t Timeout:%s Retries:%d PerNodeConcurrency:%d MaxConcurrency:%d}",
 		c.URL, c.TokenID, c.TokenSecret.String(), c.TokenSecretFile, c.TokenSecretEnv, c.Username,
-		c.Password.String(), c.PasswordFile, c.CAFile, c.InsecureSkipVerify, c.Timeout, c.Retries, c.PerNodeConcurrency)
+		c.Password.String(), c.PasswordFile, c.CAFile, c.InsecureSkipVerify, c.Timeout, c.Retries, c.PerNodeConcurrency, c.MaxConcurrency)
 }
 
 // GoString keeps %#v from printing secrets.
@@ -133,6 +137,9 @@ func (c Config) Validate() error {
 	}
 	if c.PerNodeConcurrency < 0 {
 		errs = append(errs, fmt.Errorf("per_node_concurrency %d: must not be negative", c.PerNodeConcurrency))
+	}
+	if c.MaxConcurrency < 0 {
+		errs = append(errs, fmt.Errorf("max_concurrency %d: must not be negative", c.MaxConcurrency))
 	}
 	return errors.Join(errs...)
 }

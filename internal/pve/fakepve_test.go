@@ -61,6 +61,8 @@ type route struct {
 	body   string
 	// block, when set, is waited on before answering (to hold a request in flight).
 	block chan struct{}
+	// delay holds the answer back for a while, so that concurrent requests overlap.
+	delay time.Duration
 }
 
 // fakePVE serves canned PVE answers over TLS on 127.0.0.1 and counts requests. Unknown paths get PVE's 501.
@@ -76,6 +78,9 @@ type fakePVE struct {
 	auth func(r *http.Request) bool
 	// override, when set, answers every request instead of the routes.
 	override http.Handler
+	// Requests in flight, in total and per node (/nodes/{node}/...), and their maxima.
+	inflight, maxInflight         int
+	nodeInflight, maxNodeInflight map[string]int
 }
 
 func (f *fakePVE) setAuth(auth func(*http.Request) bool) {
@@ -91,7 +96,8 @@ func (f *fakePVE) setOverride(h http.Handler) {
 }
 
 func newFakePVE(t testing.TB) *fakePVE {
-	f := &fakePVE{t: t, routes: map[string]route{}, calls: map[string]int{}, bodies: map[string]string{}}
+	f := &fakePVE{t: t, routes: map[string]route{}, calls: map[string]int{}, bodies: map[string]string{},
+		nodeInflight: map[string]int{}, maxNodeInflight: map[string]int{}}
 	f.auth = func(r *http.Request) bool {
 		return r.Header.Get("Authorization") == "PVEAPIToken="+testTokenID+"="+testTokenSecret
 	}
@@ -219,12 +225,26 @@ func (f *fakePVE) serveRoute(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
+	node := ""
+	if rest, ok := strings.CutPrefix(path, "/nodes/"); ok {
+		node, _, _ = strings.Cut(rest, "/")
+	}
 	f.mu.Lock()
 	f.calls[key]++
 	f.bodies[key] = body.String()
 	rt, ok := f.routes[key]
 	auth := f.auth
+	f.inflight++
+	f.maxInflight = max(f.maxInflight, f.inflight)
+	f.nodeInflight[node]++
+	f.maxNodeInflight[node] = max(f.maxNodeInflight[node], f.nodeInflight[node])
 	f.mu.Unlock()
+	defer func() {
+		f.mu.Lock()
+		f.inflight--
+		f.nodeInflight[node]--
+		f.mu.Unlock()
+	}()
 	if path != "/access/ticket" && !auth(r) {
 		// pve-http-server: plain 401 with the reason in the status line and no body.
 		w.WriteHeader(http.StatusUnauthorized)
@@ -235,6 +255,9 @@ func (f *fakePVE) serveRoute(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusNotImplemented)
 		fmt.Fprintf(w, `{"data":null,"message":"Method '%s %s' not implemented"}`, r.Method, path)
 		return
+	}
+	if rt.delay > 0 {
+		time.Sleep(rt.delay)
 	}
 	if rt.block != nil {
 		select {

@@ -3,6 +3,7 @@ package pve
 import (
 	"context"
 	"fmt"
+	"hash/fnv"
 	"sort"
 	"strings"
 	"sync"
@@ -320,17 +321,20 @@ func (s *Snapshotter) due(p Part, fresh Part, at time.Time, ok bool, now time.Ti
 	return s.forced || fresh&p != 0 || !ok || now.Sub(at) >= s.cfg.TTLs.of(p)
 }
 
-// fetcher runs the requests of one round concurrently, at most perNode at a time against any one node, and
-// collects failures.
+// fetcher runs the requests of one round concurrently, at most perNode at a time against any one node and
+// at most cap(all) in total, and collects failures.
 type fetcher struct {
 	wg      sync.WaitGroup
+	all     chan struct{}
 	sems    map[string]chan struct{}
 	perNode int
 	mu      sync.Mutex
 	partial []FetchError
 }
 
-func (f *fetcher) goNode(ctx context.Context, node string, fn func(context.Context)) {
+// goNode runs fn for a request to endpoint on node; a round that ends before fn gets its turn records endpoint
+// as failed.
+func (f *fetcher) goNode(ctx context.Context, node, endpoint string, fn func(context.Context)) {
 	sem, ok := f.sems[node]
 	if !ok {
 		sem = make(chan struct{}, f.perNode)
@@ -339,22 +343,41 @@ func (f *fetcher) goNode(ctx context.Context, node string, fn func(context.Conte
 	f.wg.Add(1)
 	go func() {
 		defer f.wg.Done()
-		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
+		if !acquire(ctx, sem) {
+			f.fail(endpoint, node, ctx.Err())
 			return
 		}
 		defer func() { <-sem }()
+		if !acquire(ctx, f.all) {
+			f.fail(endpoint, node, ctx.Err())
+			return
+		}
+		defer func() { <-f.all }()
 		fn(ctx)
 	}()
 }
 
-func (f *fetcher) goCluster(ctx context.Context, fn func(context.Context)) {
+func (f *fetcher) goCluster(ctx context.Context, endpoint string, fn func(context.Context)) {
 	f.wg.Add(1)
 	go func() {
 		defer f.wg.Done()
+		if !acquire(ctx, f.all) {
+			f.fail(endpoint, "", ctx.Err())
+			return
+		}
+		defer func() { <-f.all }()
 		fn(ctx)
 	}()
+}
+
+// acquire takes a slot of sem unless ctx ends first.
+func acquire(ctx context.Context, sem chan struct{}) bool {
+	select {
+	case sem <- struct{}{}:
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }
 
 func (f *fetcher) fail(endpoint, node string, err error) {
@@ -371,7 +394,7 @@ func (s *Snapshotter) round(ctx context.Context, fresh Part) (*Inventory, error)
 		return nil, fmt.Errorf("reading PVE inventory: %w", err)
 	}
 	now := s.now()
-	f := &fetcher{sems: map[string]chan struct{}{}, perNode: s.c.perNode}
+	f := &fetcher{all: make(chan struct{}, s.c.maxConc), sems: map[string]chan struct{}{}, perNode: s.c.perNode}
 	online := make([]string, 0, len(res.Nodes))
 	for _, n := range res.Nodes {
 		if n.Online {
@@ -382,10 +405,11 @@ func (s *Snapshotter) round(ctx context.Context, fresh Part) (*Inventory, error)
 	// Results of this round; each slot is written by exactly one goroutine.
 	statuses := make([]*NodeStatus, len(online))
 	for i, node := range online {
-		f.goNode(ctx, node, func(ctx context.Context) {
+		endpoint := nodePath(node, "/status")
+		f.goNode(ctx, node, endpoint, func(ctx context.Context) {
 			st, err := s.c.NodeStatus(ctx, node)
 			if err != nil {
-				f.fail(nodePath(node, "/status"), node, err)
+				f.fail(endpoint, node, err)
 				return
 			}
 			statuses[i] = st
@@ -469,8 +493,9 @@ func (s *Snapshotter) plan(res *Resources, online []string, fresh Part, now time
 			if !isOnline[g.Node] {
 				continue
 			}
-			e := c.configs[g.ID()]
-			if e == nil || e.fp != fingerprint(g) || s.due(PartConfigs, fresh, e.at, true, now) {
+			id := g.ID()
+			e := c.configs[id]
+			if e == nil || e.fp != fingerprint(g) || s.due(PartConfigs, fresh, e.at.Add(-spread(id, s.cfg.TTLs.Configs)), true, now) {
 				p.configs = append(p.configs, g)
 			}
 		}
@@ -478,25 +503,22 @@ func (s *Snapshotter) plan(res *Resources, online []string, fresh Part, now time
 	return p
 }
 
+// spread shortens a guest's config TTL by up to a quarter, the same amount for the same guest every time, so
+// that configs fetched together in the first round expire at different times instead of all in one round.
+func spread(id string, ttl time.Duration) time.Duration {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(id))
+	return time.Duration(int64(ttl/4) * int64(h.Sum32()%1024) / 1024)
+}
+
 func (s *Snapshotter) fetchParts(ctx context.Context, f *fetcher, p *roundPlan) {
 	c := s.c
 	clusterPart(ctx, f, p.clusterStatus, "/cluster/status", c.ClusterStatus, &p.clusterStatusVal)
 	clusterPart(ctx, f, p.version, "/version", c.Version, &p.versionVal)
 	if p.ha {
-		f.goCluster(ctx, func(ctx context.Context) {
-			var (
-				wg       sync.WaitGroup
-				res      []HAResource
-				st       *HAManagerStatus
-				rerr, se error
-			)
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				st, se = c.HAStatusCurrent(ctx)
-			}()
-			res, rerr = c.HAResources(ctx)
-			wg.Wait()
+		f.goCluster(ctx, "/cluster/ha/resources", func(ctx context.Context) {
+			res, rerr := c.HAResources(ctx)
+			st, se := c.HAStatusCurrent(ctx)
 			if rerr != nil {
 				f.fail("/cluster/ha/resources", "", rerr)
 			}
@@ -521,11 +543,11 @@ func (s *Snapshotter) fetchParts(ctx context.Context, f *fetcher, p *roundPlan) 
 	perNode(ctx, f, p, p.pressure, "/rrddata", pressure, p.pressureVal)
 	for _, g := range p.configs {
 		ref := g.Ref()
-		f.goNode(ctx, g.Node, func(ctx context.Context) {
+		endpoint, _ := ref.path("/config") // a guest from /cluster/resources has a valid address
+		f.goNode(ctx, g.Node, endpoint, func(ctx context.Context) {
 			v, err := c.GuestConfig(ctx, ref)
 			if err != nil {
-				path, _ := ref.path("/config")
-				f.fail(path, ref.Node, err)
+				f.fail(endpoint, ref.Node, err)
 				return
 			}
 			p.mu.Lock()
@@ -541,7 +563,7 @@ func clusterPart[T any](ctx context.Context, f *fetcher, due bool, endpoint stri
 	if !due {
 		return
 	}
-	f.goCluster(ctx, func(ctx context.Context) {
+	f.goCluster(ctx, endpoint, func(ctx context.Context) {
 		v, err := get(ctx)
 		if err != nil {
 			f.fail(endpoint, "", err)
@@ -555,10 +577,11 @@ func clusterPart[T any](ctx context.Context, f *fetcher, due bool, endpoint stri
 func perNode[T any](ctx context.Context, f *fetcher, p *roundPlan, nodes []string, suffix string,
 	get func(context.Context, string) (T, error), results map[string]T) {
 	for _, node := range nodes {
-		f.goNode(ctx, node, func(ctx context.Context) {
+		endpoint := nodePath(node, suffix)
+		f.goNode(ctx, node, endpoint, func(ctx context.Context) {
 			v, err := get(ctx, node)
 			if err != nil {
-				f.fail(nodePath(node, suffix), node, err)
+				f.fail(endpoint, node, err)
 				return
 			}
 			p.mu.Lock()

@@ -399,3 +399,52 @@ func TestParsePart(t *testing.T) {
 		t.Errorf("bogus part: %v", err)
 	}
 }
+
+func TestInventoryConcurrencyBounds(t *testing.T) {
+	f := newStandardFakePVE(t)
+	config := string(loadFixture(t, "qemu_config.json").Body)
+	for _, g := range []string{"node2/qemu/100", "node1/qemu/101", "node1/qemu/102", "node1/qemu/200"} {
+		f.setRoute("GET", "/nodes/"+g+"/config", route{status: 200, body: config, delay: 20 * time.Millisecond})
+	}
+	for _, n := range []string{"node1", "node2", "node3", "node4"} {
+		f.setRoute("GET", "/nodes/"+n+"/status", route{status: 200, body: string(loadFixture(t, "node_status.json").Body), delay: 20 * time.Millisecond})
+	}
+	cfg := f.config()
+	cfg.PerNodeConcurrency, cfg.MaxConcurrency = 1, 3
+	inv, err := f.clientWith(cfg).Inventory(testContext(t), InventoryOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(inv.Partial) != 0 {
+		t.Fatalf("partial: %v", inv.Partial)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.maxInflight > 3 {
+		t.Errorf("%d requests in flight, bound is 3", f.maxInflight)
+	}
+	for node, n := range f.maxNodeInflight {
+		if node != "" && n > 1 {
+			t.Errorf("%d requests in flight to %s, bound is 1", n, node)
+		}
+	}
+}
+
+func TestConfigExpirySpread(t *testing.T) {
+	ttl := 10 * time.Minute
+	seen := map[time.Duration]bool{}
+	for vmid := 100; vmid < 200; vmid++ {
+		id := "qemu/" + itoa(vmid)
+		d := spread(id, ttl)
+		if d < 0 || d >= ttl/4 {
+			t.Fatalf("spread(%s) = %s, outside [0, %s)", id, d, ttl/4)
+		}
+		if d != spread(id, ttl) {
+			t.Fatalf("spread(%s) not stable", id)
+		}
+		seen[d] = true
+	}
+	if len(seen) < 50 {
+		t.Errorf("100 guests share only %d expiry offsets", len(seen))
+	}
+}
