@@ -23,7 +23,7 @@ const sessionLifetime = time.Hour
 // Client talks to one PVE cluster. It is safe for concurrent use.
 type Client struct {
 	base    string // ".../api2/json"
-	logger  log.Logger
+	http    *http.Transport
 	counts  *callCounter
 	perNode int
 	maxConc int
@@ -46,7 +46,6 @@ type clientOptions struct {
 	observer  Observer
 	logger    log.Logger
 	lookupEnv func(string) (string, bool)
-	sleep     func(context.Context, time.Duration) error
 	backoff   time.Duration
 }
 
@@ -66,7 +65,7 @@ func WithRetryBackoff(d time.Duration) Option { return func(c *clientOptions) { 
 
 // New builds a client from a validated config. It reads the secret and CA files but makes no request.
 func New(cfg Config, opts ...Option) (*Client, error) {
-	o := clientOptions{logger: log.NewNopLogger(), lookupEnv: os.LookupEnv, sleep: sleepContext, backoff: 250 * time.Millisecond}
+	o := clientOptions{logger: log.NewNopLogger(), lookupEnv: os.LookupEnv, backoff: 250 * time.Millisecond}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -107,7 +106,7 @@ func New(cfg Config, opts ...Option) (*Client, error) {
 	u, _ := url.Parse(apiURL)
 	c := &Client{
 		base:    apiURL,
-		logger:  o.logger,
+		http:    base,
 		counts:  &callCounter{},
 		perNode: perNode,
 		maxConc: maxConc,
@@ -122,7 +121,7 @@ func New(cfg Config, opts ...Option) (*Client, error) {
 		maxBackoff: 5 * time.Second,
 		observer:   o.observer,
 		counts:     c.counts,
-		sleep:      o.sleep,
+		sleep:      sleepContext,
 		logger:     o.logger,
 	}
 	httpClient := &http.Client{Transport: rt}
@@ -166,6 +165,9 @@ func (c Config) tlsConfig() (*tls.Config, error) {
 
 // BaseURL is the API root this client talks to, e.g. "https://pve1:8006/api2/json".
 func (c *Client) BaseURL() string { return c.base }
+
+// Close releases idle connections. The client stays usable; new requests open new connections.
+func (c *Client) Close() { c.http.CloseIdleConnections() }
 
 // APICalls returns how many HTTP requests were made per endpoint template since the client was created.
 func (c *Client) APICalls() map[string]uint64 { return c.counts.snapshot() }

@@ -537,3 +537,24 @@ func TestEndpointTemplate(t *testing.T) {
 		}
 	}
 }
+
+func TestRetryDelay(t *testing.T) {
+	tr := &transport{backoff: 100 * time.Millisecond, maxBackoff: time.Second}
+	tests := []struct {
+		attempt  int
+		min, max time.Duration
+	}{
+		{1, 50 * time.Millisecond, 100 * time.Millisecond},
+		{2, 100 * time.Millisecond, 200 * time.Millisecond},
+		{4, 400 * time.Millisecond, 800 * time.Millisecond},
+		{5, 500 * time.Millisecond, time.Second},  // capped
+		{70, 500 * time.Millisecond, time.Second}, // shift overflow
+	}
+	for _, tt := range tests {
+		for i := 0; i < 50; i++ {
+			if d := tr.delay(tt.attempt); d < tt.min || d >= tt.max {
+				t.Fatalf("delay(%d) = %s, want [%s, %s)", tt.attempt, d, tt.min, tt.max)
+			}
+		}
+	}
+}

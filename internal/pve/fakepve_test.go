@@ -303,6 +303,7 @@ func (f *fakePVE) clientWith(cfg Config, opts ...Option) *Client {
 	if err != nil {
 		f.t.Fatal(err)
 	}
+	f.t.Cleanup(c.Close)
 	return c
 }
 

@@ -80,10 +80,11 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 
 // delay is exponential backoff with jitter in [d/2, d).
 func (t *transport) delay(attempt int) time.Duration {
-	d := t.backoff << (attempt - 1)
-	if d <= 0 || d > t.maxBackoff {
-		d = t.maxBackoff
+	d := t.backoff
+	for i := 1; i < attempt && d < t.maxBackoff; i++ {
+		d *= 2
 	}
+	d = min(d, t.maxBackoff)
 	if d <= 1 {
 		return d
 	}
