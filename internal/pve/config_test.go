@@ -144,9 +144,14 @@ func TestTLSVerification(t *testing.T) {
 	f := newStandardFakePVE(t)
 	cfg := f.config()
 	cfg.CAFile = ""
-	_, err := f.clientWith(cfg).Version(testContext(t))
+	var attempts int
+	c := f.clientWith(cfg, WithObserver(ObserverFunc(func(string, string, int, time.Duration, error) { attempts++ })))
+	_, err := c.Version(testContext(t))
 	if err == nil || !strings.Contains(err.Error(), "certificate") {
 		t.Errorf("unknown CA accepted: %v", err)
+	}
+	if attempts != 1 {
+		t.Errorf("certificate failure tried %d times, want 1", attempts)
 	}
 	cfg.InsecureSkipVerify = true
 	if _, err := f.clientWith(cfg).Version(testContext(t)); err != nil {

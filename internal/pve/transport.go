@@ -3,6 +3,8 @@ package pve
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -156,6 +158,13 @@ func retryable(ctx context.Context, err error) bool {
 	var ae *APIError
 	if errors.As(err, &ae) {
 		return IsUnavailable(ae)
+	}
+	// A certificate that does not verify will not verify on the next attempt either.
+	var cve *tls.CertificateVerificationError
+	var uae x509.UnknownAuthorityError
+	var hne x509.HostnameError
+	if errors.As(err, &cve) || errors.As(err, &uae) || errors.As(err, &hne) {
+		return false
 	}
 	return true
 }
