@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"strings"
 )
 
 // PVE's JSON is loosely typed: Perl hands out numbers as strings when they came from a regex capture (loadavg,
@@ -14,39 +15,38 @@ import (
 
 var jsonNull = []byte("null")
 
-// unquote returns the trimmed content of a JSON string literal, or b itself for any other literal.
+// numberText returns the text of a number sent bare or quoted (trimmed); "" for null and the empty string.
 // ok is false when b is not valid JSON.
-func unquote(b []byte) (s []byte, ok bool) {
-	if len(b) == 0 || b[0] != '"' {
-		return b, true
+func numberText(b []byte) (string, bool) {
+	if len(b) == 0 || bytes.Equal(b, jsonNull) {
+		return "", true
+	}
+	if b[0] != '"' {
+		return string(b), true
 	}
 	if len(b) >= 2 && b[len(b)-1] == '"' && bytes.IndexByte(b[1:len(b)-1], '\\') < 0 {
-		return bytes.TrimSpace(b[1 : len(b)-1]), true
+		return string(bytes.TrimSpace(b[1 : len(b)-1])), true
 	}
 	var str string
 	if err := json.Unmarshal(b, &str); err != nil {
-		return nil, false
+		return "", false
 	}
-	return bytes.TrimSpace([]byte(str)), true
+	return strings.TrimSpace(str), true
 }
 
 // flexFloat is a float64 that PVE may send as a JSON number or a numeric string. null and "" decode as 0.
 type flexFloat float64
 
 func (f *flexFloat) UnmarshalJSON(b []byte) error {
-	if bytes.Equal(b, jsonNull) {
-		*f = 0
-		return nil
-	}
-	s, ok := unquote(b)
+	s, ok := numberText(b)
 	if !ok {
 		return fmt.Errorf("number expected, got %.40s", b)
 	}
-	if len(s) == 0 {
-		*f = 0
+	*f = 0
+	if s == "" {
 		return nil
 	}
-	v, err := strconv.ParseFloat(string(s), 64)
+	v, err := strconv.ParseFloat(s, 64)
 	if err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
 		return fmt.Errorf("number expected, got %.40s", b)
 	}
@@ -59,23 +59,19 @@ func (f *flexFloat) UnmarshalJSON(b []byte) error {
 type flexInt int64
 
 func (i *flexInt) UnmarshalJSON(b []byte) error {
-	if bytes.Equal(b, jsonNull) {
-		*i = 0
-		return nil
-	}
-	s, ok := unquote(b)
+	s, ok := numberText(b)
 	if !ok {
 		return fmt.Errorf("integer expected, got %.40s", b)
 	}
-	if len(s) == 0 {
-		*i = 0
+	*i = 0
+	if s == "" {
 		return nil
 	}
-	if v, err := strconv.ParseInt(string(s), 10, 64); err == nil {
+	if v, err := strconv.ParseInt(s, 10, 64); err == nil {
 		*i = flexInt(v)
 		return nil
 	}
-	v, err := strconv.ParseFloat(string(s), 64)
+	v, err := strconv.ParseFloat(s, 64)
 	if err != nil || math.IsNaN(v) || v >= math.MaxInt64 || v <= math.MinInt64 {
 		return fmt.Errorf("integer expected, got %.40s", b)
 	}
@@ -103,10 +99,9 @@ func (p *pveBool) UnmarshalJSON(b []byte) error {
 		*p = true
 		return nil
 	}
-	// Any other number counts as true, as it does in Perl.
-	s, ok := unquote(b)
-	if ok {
-		if v, err := strconv.ParseFloat(string(s), 64); err == nil {
+	// Other numbers are true unless zero, as in Perl.
+	if s, ok := numberText(b); ok && s != "" {
+		if v, err := strconv.ParseFloat(s, 64); err == nil {
 			*p = v != 0
 			return nil
 		}

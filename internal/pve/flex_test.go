@@ -7,67 +7,42 @@ import (
 	"testing"
 )
 
+// decodeCase is one JSON input and what a flex type should make of it.
+type decodeCase[T comparable] struct {
+	in   string
+	want T
+	err  bool
+}
+
+func checkDecode[T comparable](t *testing.T, cases []decodeCase[T]) {
+	t.Helper()
+	for _, tt := range cases {
+		var got T
+		err := json.Unmarshal([]byte(tt.in), &got)
+		if (err != nil) != tt.err || (err == nil && got != tt.want) {
+			t.Errorf("%T from %s = %v, %v; want %v, error %v", got, tt.in, got, err, tt.want, tt.err)
+		}
+	}
+}
+
 func TestFlexTypes(t *testing.T) {
-	floats := []struct {
-		in   string
-		want float64
-		err  bool
-	}{
+	checkDecode(t, []decodeCase[flexFloat]{
 		{`0.5`, 0.5, false}, {`"0.00"`, 0, false}, {`"3400.000"`, 3400, false}, {`null`, 0, false}, {`""`, 0, false},
 		{`" 1.5 "`, 1.5, false}, {`1e3`, 1000, false}, {`"abc"`, 0, true}, {`"NaN"`, 0, true}, {`true`, 0, true},
 		{`[1]`, 0, true}, {`"1\u0030"`, 10, false},
-	}
-	for _, tt := range floats {
-		var f flexFloat
-		err := json.Unmarshal([]byte(tt.in), &f)
-		if (err != nil) != tt.err || (err == nil && float64(f) != tt.want) {
-			t.Errorf("flexFloat %s = %v, %v; want %v, error %v", tt.in, f, err, tt.want, tt.err)
-		}
-	}
-	ints := []struct {
-		in   string
-		want int64
-		err  bool
-	}{
+	})
+	checkDecode(t, []decodeCase[flexInt]{
 		{`100`, 100, false}, {`"106"`, 106, false}, {`null`, 0, false}, {`2097152000.0`, 2097152000, false},
 		{`12.9`, 12, false}, {`"-3"`, -3, false}, {`"x"`, 0, true}, {`1e30`, 0, true}, {`{}`, 0, true},
-	}
-	for _, tt := range ints {
-		var i flexInt
-		err := json.Unmarshal([]byte(tt.in), &i)
-		if (err != nil) != tt.err || (err == nil && int64(i) != tt.want) {
-			t.Errorf("flexInt %s = %v, %v; want %v, error %v", tt.in, i, err, tt.want, tt.err)
-		}
-	}
-	bools := []struct {
-		in   string
-		want bool
-		err  bool
-	}{
+	})
+	checkDecode(t, []decodeCase[pveBool]{
 		{`1`, true, false}, {`0`, false, false}, {`"1"`, true, false}, {`"0"`, false, false}, {`true`, true, false},
 		{`false`, false, false}, {`null`, false, false}, {`2`, true, false}, {`""`, false, false}, {`"yes"`, false, true},
-	}
-	for _, tt := range bools {
-		var b pveBool
-		err := json.Unmarshal([]byte(tt.in), &b)
-		if (err != nil) != tt.err || (err == nil && bool(b) != tt.want) {
-			t.Errorf("pveBool %s = %v, %v; want %v, error %v", tt.in, b, err, tt.want, tt.err)
-		}
-	}
-	strs := []struct {
-		in   string
-		want string
-		err  bool
-	}{
+		{`0.0`, false, false},
+	})
+	checkDecode(t, []decodeCase[flexString]{
 		{`"100"`, "100", false}, {`100`, "100", false}, {`null`, "", false}, {`"a\"b"`, `a"b`, false}, {`true`, "", true},
-	}
-	for _, tt := range strs {
-		var s flexString
-		err := json.Unmarshal([]byte(tt.in), &s)
-		if (err != nil) != tt.err || (err == nil && string(s) != tt.want) {
-			t.Errorf("flexString %s = %q, %v; want %q, error %v", tt.in, s, err, tt.want, tt.err)
-		}
-	}
+	})
 }
 
 // A number must decode to the same value whether PVE sends it bare or quoted.
