@@ -240,6 +240,9 @@ func TestDecodeGuestFixtures(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if q := f.lastQuery("GET /nodes/node2/qemu/100/config"); q != "current=1" {
+		t.Errorf("config query %q, want current=1 (running values, not pending ones)", q)
+	}
 	if qc.Memory != 2048<<20 || qc.VCPUs != 2 || qc.Digest != "1c2f7d0e4b6a8c9d0e1f2a3b4c5d6e7f8091a2b3" || len(qc.Disks) != 2 {
 		t.Errorf("qemu config = %+v", qc)
 	}
@@ -285,6 +288,9 @@ func TestDecodeGuestFixtures(t *testing.T) {
 	lp, err := c.MigratePrecondition(ctx, GuestRef{TypeLXC, 105, "node1"}, "node2")
 	if err != nil {
 		t.Fatal(err)
+	}
+	if q := f.lastQuery("GET /nodes/node1/lxc/105/migrate"); q != "target=node2" {
+		t.Errorf("precondition query %q", q)
 	}
 	if !lp.Running || !reflect.DeepEqual(lp.AllowedNodes, []string{"node2", "node3", "node4"}) {
 		t.Errorf("lxc precondition (PVE 9 hyphen keys) = %+v", lp)

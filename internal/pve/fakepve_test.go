@@ -74,6 +74,7 @@ type fakePVE struct {
 	routes map[string]route // "GET /cluster/resources" (path without /api2/json and query)
 	calls  map[string]int
 	bodies map[string]string // last request body per "METHOD path"
+	query  map[string]string // last raw query per "METHOD path"
 	// auth returns whether a request is authenticated; default: the test token.
 	auth func(r *http.Request) bool
 	// override, when set, answers every request instead of the routes.
@@ -96,7 +97,7 @@ func (f *fakePVE) setOverride(h http.Handler) {
 }
 
 func newFakePVE(t testing.TB) *fakePVE {
-	f := &fakePVE{t: t, routes: map[string]route{}, calls: map[string]int{}, bodies: map[string]string{},
+	f := &fakePVE{t: t, routes: map[string]route{}, calls: map[string]int{}, bodies: map[string]string{}, query: map[string]string{},
 		nodeInflight: map[string]int{}, maxNodeInflight: map[string]int{}}
 	f.auth = func(r *http.Request) bool {
 		return r.Header.Get("Authorization") == "PVEAPIToken="+testTokenID+"="+testTokenSecret
@@ -193,6 +194,12 @@ func (f *fakePVE) resetCounts() {
 	f.calls = map[string]int{}
 }
 
+func (f *fakePVE) lastQuery(key string) string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.query[key]
+}
+
 func (f *fakePVE) lastBody(key string) string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -232,6 +239,7 @@ func (f *fakePVE) serveRoute(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	f.calls[key]++
 	f.bodies[key] = body.String()
+	f.query[key] = r.URL.RawQuery
 	rt, ok := f.routes[key]
 	auth := f.auth
 	f.inflight++

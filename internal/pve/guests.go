@@ -36,7 +36,7 @@ func (r GuestRef) path(rest string) (string, error) {
 
 // GuestConfig reads and parses …/{qemu|lxc}/{vmid}/config (the current config, pending changes not applied).
 func (c *Client) GuestConfig(ctx context.Context, g GuestRef) (*GuestConfig, error) {
-	p, err := g.path("/config")
+	p, err := g.path("/config?current=1")
 	if err != nil {
 		return nil, err
 	}
