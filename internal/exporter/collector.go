@@ -1,0 +1,215 @@
+package exporter
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/go-kit/log"
+	"github.com/go-kit/log/level"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/proxbalance/proxbalance/internal/pve"
+)
+
+const namespace = "pve"
+
+// Collector converts one aspect of an Inventory into metrics. Update sends what it can and returns an error
+// when its output is incomplete (the inventory lacks data it needs); it never blocks on I/O.
+type Collector interface {
+	Update(inv *pve.Inventory, ch chan<- prometheus.Metric) error
+}
+
+// Scope says which /pve URL toggle runs a collector, as in prometheus-pve-exporter: cluster=1 runs the
+// cluster-wide collectors, node=1 the ones about the node that answered the API call.
+type Scope int
+
+const (
+	ScopeCluster Scope = iota
+	ScopeNode
+)
+
+func (s Scope) String() string {
+	if s == ScopeNode {
+		return "node"
+	}
+	return "cluster"
+}
+
+// CollectorSpec describes one collector the exporter can run.
+type CollectorSpec struct {
+	// Name is the collector label value and the --collector.<name> flag suffix.
+	Name  string
+	Help  string
+	Scope Scope
+	// Default is whether the collector runs unless --no-collector.<name> is given.
+	Default bool
+	New     func() Collector
+}
+
+// Collectors lists every collector, in the order they are documented. The names that
+// prometheus-pve-exporter also has (node, cluster, backup-info, config, replication, subscription) keep its
+// flag names; see CompatFamilyGroups for status, version and resources.
+func Collectors() []CollectorSpec {
+	return []CollectorSpec{
+		{Name: "cluster", Help: "Exposes PVE cluster info, quorum and version", Scope: ScopeCluster, Default: true, New: func() Collector { return clusterCollector{} }},
+		{Name: "node", Help: "Exposes PVE node status, info, usage, pressure and allocation", Scope: ScopeCluster, Default: true, New: func() Collector { return nodeCollector{} }},
+		{Name: "guest", Help: "Exposes VM/CT status, info, usage, HA and lock state", Scope: ScopeCluster, Default: true, New: func() Collector { return guestCollector{} }},
+		{Name: "storage", Help: "Exposes PVE storage info, state and usage", Scope: ScopeCluster, Default: true, New: func() Collector { return storageCollector{} }},
+		{Name: "placement", Help: "Exposes what pins guests to nodes: tags, local devices, bind mounts, storages, HA", Scope: ScopeCluster, Default: true, New: func() Collector { return placementCollector{} }},
+		{Name: "tasks", Help: "Exposes running and last guest migrations from the cluster task list", Scope: ScopeCluster, Default: true, New: func() Collector { return tasksCollector{} }},
+		{Name: "backup-info", Help: "Exposes information about guests which are not covered by any backup job", Scope: ScopeCluster, Default: true, New: func() Collector { return backupInfoCollector{} }},
+		{Name: "config", Help: "Exposes PVE onboot status", Scope: ScopeNode, Default: true, New: func() Collector { return configCollector{} }},
+		{Name: "replication", Help: "Exposes PVE replication info", Scope: ScopeNode, Default: true, New: func() Collector { return replicationCollector{} }},
+		{Name: "subscription", Help: "Exposes PVE subscription info", Scope: ScopeNode, Default: true, New: func() Collector { return subscriptionCollector{} }},
+	}
+}
+
+var (
+	scrapeSuccessDesc = prometheus.NewDesc(
+		prometheus.BuildFQName(namespace, "exporter", "scrape_collector_success"),
+		"Whether a collector succeeded (1) or its output is missing or incomplete (0); \"inventory\" is fetching the snapshot.",
+		[]string{"collector"}, nil)
+	scrapeDurationDesc = prometheus.NewDesc(
+		prometheus.BuildFQName(namespace, "exporter", "scrape_collector_duration_seconds"),
+		"Duration of a collector's part of the scrape; \"inventory\" is fetching the snapshot.",
+		[]string{"collector"}, nil)
+)
+
+// inventoryCollectorName labels the fetch of the snapshot in the scrape success and duration families.
+const inventoryCollectorName = "inventory"
+
+// namedCollector is a Collector bound to the inventory of one scrape. It reports its own success and
+// duration and logs its error, so that one failing collector never fails the scrape (node_exporter's
+// execute pattern). Each is registered separately, so the registry runs them concurrently.
+type namedCollector struct {
+	name   string
+	c      Collector
+	inv    *pve.Inventory
+	logger log.Logger
+}
+
+// Describe sends nothing: the families depend on the inventory, so the collector is unchecked.
+func (n namedCollector) Describe(chan<- *prometheus.Desc) {}
+
+func (n namedCollector) Collect(ch chan<- prometheus.Metric) {
+	if n.inv == nil {
+		ch <- prometheus.MustNewConstMetric(scrapeDurationDesc, prometheus.GaugeValue, 0, n.name)
+		ch <- prometheus.MustNewConstMetric(scrapeSuccessDesc, prometheus.GaugeValue, 0, n.name)
+		return
+	}
+	start := time.Now()
+	err := n.c.Update(n.inv, ch)
+	duration := time.Since(start)
+	success := 1.0
+	if err != nil {
+		success = 0
+		level.Error(n.logger).Log("msg", "collector failed", "collector", n.name, "duration_seconds", duration.Seconds(), "err", err)
+	} else {
+		level.Debug(n.logger).Log("msg", "collector succeeded", "collector", n.name, "duration_seconds", duration.Seconds())
+	}
+	ch <- prometheus.MustNewConstMetric(scrapeDurationDesc, prometheus.GaugeValue, duration.Seconds(), n.name)
+	ch <- prometheus.MustNewConstMetric(scrapeSuccessDesc, prometheus.GaugeValue, success, n.name)
+}
+
+// fetchCollector reports how fetching the scrape's inventory went.
+type fetchCollector struct {
+	duration time.Duration
+	err      error
+}
+
+func (f fetchCollector) Describe(chan<- *prometheus.Desc) {}
+
+func (f fetchCollector) Collect(ch chan<- prometheus.Metric) {
+	success := 1.0
+	if f.err != nil {
+		success = 0
+	}
+	ch <- prometheus.MustNewConstMetric(scrapeDurationDesc, prometheus.GaugeValue, f.duration.Seconds(), inventoryCollectorName)
+	ch <- prometheus.MustNewConstMetric(scrapeSuccessDesc, prometheus.GaugeValue, success, inventoryCollectorName)
+}
+
+// filteredCollector drops the families of disabled compatibility groups (see CompatFamilyGroups).
+type filteredCollector struct {
+	c    Collector
+	drop map[*prometheus.Desc]bool
+}
+
+func (f filteredCollector) Update(inv *pve.Inventory, ch chan<- prometheus.Metric) error {
+	inner := make(chan prometheus.Metric, 256)
+	errc := make(chan error, 1)
+	go func() {
+		defer close(inner)
+		errc <- f.c.Update(inv, inner)
+	}()
+	for m := range inner {
+		if !f.drop[m.Desc()] {
+			ch <- m
+		}
+	}
+	return <-errc
+}
+
+// errPartial is the error a collector returns when the inventory lacks some of the data it converts.
+var errPartial = errors.New("inventory is partial")
+
+// partialError returns an error naming the inventory's fetch errors whose endpoint matches, or nil.
+func partialError(inv *pve.Inventory, matches func(endpoint string) bool) error {
+	var parts []string
+	for _, p := range inv.Partial {
+		if matches(p.Endpoint) {
+			parts = append(parts, fmt.Sprintf("%s: %v", p.Endpoint, p.Err))
+		}
+	}
+	if len(parts) == 0 {
+		return nil
+	}
+	sort.Strings(parts)
+	return fmt.Errorf("%w: %s", errPartial, strings.Join(parts, "; "))
+}
+
+// endpointMatcher matches endpoints that equal one of exact or, after the /nodes/{node}/ prefix, start with one
+// of the node-relative prefixes (e.g. "status", "qemu/").
+func endpointMatcher(exact []string, nodeRelative []string) func(string) bool {
+	return func(endpoint string) bool {
+		for _, e := range exact {
+			if endpoint == e || strings.HasPrefix(endpoint, e+"/") || strings.HasPrefix(endpoint, e+"?") {
+				return true
+			}
+		}
+		rest, ok := strings.CutPrefix(endpoint, "/nodes/")
+		if !ok {
+			return false
+		}
+		_, rel, ok := strings.Cut(rest, "/")
+		if !ok {
+			return false
+		}
+		for _, p := range nodeRelative {
+			if strings.HasPrefix(rel, p) {
+				return true
+			}
+		}
+		return false
+	}
+}
+
+// boolValue converts a flag into a gauge value.
+func boolValue(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// localNode returns the name of the node that answered the API call, or "" when the inventory does not say.
+func localNode(inv *pve.Inventory) string {
+	for _, n := range inv.Nodes {
+		if n.Local {
+			return n.Name
+		}
+	}
+	return ""
+}
