@@ -130,7 +130,9 @@ func (m *Module) UnmarshalYAML(node *yaml.Node) error {
 }
 
 // RequestTimeout is Timeout as a duration.
-func (m Module) RequestTimeout() time.Duration { return time.Duration(m.Timeout * float64(time.Second)) }
+func (m Module) RequestTimeout() time.Duration {
+	return time.Duration(m.Timeout * float64(time.Second))
+}
 
 // Validate checks the combinations proxmoxer would reject or silently misuse.
 func (m Module) Validate() error {
