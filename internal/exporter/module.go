@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"os"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
@@ -121,7 +122,7 @@ func (m *Module) UnmarshalYAML(node *yaml.Node) error {
 	*m = defaultModule()
 	type plain Module
 	if node.Kind == yaml.MappingNode && len(node.Content) == 0 {
-		return errors.New("empty module: no pve API parameters specified")
+		return fmt.Errorf("line %d: empty module: no pve API parameters specified", node.Line)
 	}
 	if err := decodeStrict(node, (*plain)(m)); err != nil {
 		return err
@@ -143,8 +144,6 @@ func (m Module) Validate() error {
 		return fmt.Errorf("backend %q is not supported: only https (the PVE API over the network) is", m.Backend)
 	case m.Service != "" && !strings.EqualFold(m.Service, "PVE"):
 		return fmt.Errorf("service %q is not supported: only PVE is", m.Service)
-	case m.TokenValue != "" && m.TokenValueFile != "" && m.TokenValueFile != "-":
-		return errors.New("token_value and token_value_file are mutually exclusive")
 	case m.TokenName != "" && m.TokenValue == "" && m.TokenValueFile == "":
 		return errors.New("token_name is set but neither token_value nor token_value_file is")
 	case m.TokenName == "" && (m.TokenValue != "" || m.TokenValueFile != ""):
@@ -191,13 +190,20 @@ func (c *Config) Redacted() string {
 	return b.String()
 }
 
-// LoadConfigFile reads pve.yml. readFile resolves token_value_file (os.ReadFile in production).
+// LoadConfigFile reads and checks a pve.yml file.
 func LoadConfigFile(path string) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("reading config: %w", err)
 	}
-	cfg, err := ParseConfig(data, os.ReadFile)
+	// token_value_file is relative to the configuration file, as file paths in Prometheus configurations are.
+	readRelative := func(name string) ([]byte, error) {
+		if !filepath.IsAbs(name) {
+			name = filepath.Join(filepath.Dir(path), name)
+		}
+		return os.ReadFile(name)
+	}
+	cfg, err := ParseConfig(data, readRelative)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
@@ -236,7 +242,7 @@ func ParseConfig(data []byte, readFile func(string) ([]byte, error)) (*Config, e
 		}
 		var m Module
 		if err := value.Decode(&m); err != nil {
-			return nil, fmt.Errorf("line %d: module %q: %w", value.Line, name, err)
+			return nil, fmt.Errorf("module %q: %w", name, err) // decoding errors name their line
 		}
 		if err := m.resolveTokenFile(readFile); err != nil {
 			return nil, fmt.Errorf("line %d: module %q: %w", value.Line, name, err)
