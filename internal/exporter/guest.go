@@ -41,31 +41,34 @@ var (
 		"vCPUs of the guest from its config (0 for a container without a cores limit).", idLabel, nil)
 )
 
-// haServiceStates are the states of PVE's HA manager for a service (pve-ha-manager PVE::HA::Manager), in
-// prometheus-pve-exporter's order.
+// haServiceStates are the states of PVE's HA manager for a service (pve-ha-manager PVE::HA::Manager), the
+// list prometheus-pve-exporter emits. State lists are kept sorted: see sortedGuests.
 var haServiceStates = []string{
-	"stopped", "request_stop", "request_start", "request_start_balance", "started", "fence", "recovery",
-	"migrate", "relocate", "freeze", "error",
+	"error", "fence", "freeze", "migrate", "recovery", "relocate", "request_start", "request_start_balance",
+	"request_stop", "started", "stopped",
 }
 
-// Config locks, in prometheus-pve-exporter's order: qemu-server's lock enum, and for containers the same list
-// (kept for compatibility) plus pve-container's own locks.
+// Config locks: qemu-server's lock enum (prometheus-pve-exporter's list) and, for containers, the same list
+// (kept for compatibility) plus pve-container's own locks (destroyed, disk, fstrim, mounted).
 var (
 	qemuLockStates = []string{
 		"backup", "clone", "create", "migrate", "rollback", "snapshot", "snapshot-delete", "suspended", "suspending",
 	}
-	lxcLockStates = append(append([]string(nil), qemuLockStates...), "destroyed", "disk", "fstrim", "mounted")
+	lxcLockStates = []string{
+		"backup", "clone", "create", "destroyed", "disk", "fstrim", "migrate", "mounted", "rollback", "snapshot",
+		"snapshot-delete", "suspended", "suspending",
+	}
 )
 
 // guestCollector exports VMs and containers from /cluster/resources (type vm) with their config's vCPUs.
 type guestCollector struct{}
 
 func (guestCollector) Update(inv *pve.Inventory, ch chan<- prometheus.Metric) error {
-	for i := range inv.Guests {
+	for _, i := range sortedGuests(inv.Guests) {
 		g := &inv.Guests[i]
 		id := g.ID()
 		gauge(ch, upDesc, boolValue(g.Status == "running"), id)
-		gauge(ch, guestInfoDesc, 1, id, g.Node, g.Name, string(g.Type), templateLabel(g.Template), strings.Join(g.Tags, ";"))
+		gauge(ch, guestInfoDesc, 1, id, g.Node, g.Name, string(g.Type), templateLabel(g.Template), strings.Join(g.Tags, ";")) // PVE's own separator
 
 		gauge(ch, cpuUsageRatioDesc, g.CPU, id)
 		gauge(ch, cpuUsageLimitDesc, g.CPUs, id)

@@ -15,7 +15,7 @@ type configCollector struct{}
 
 func (configCollector) Update(inv *pve.Inventory, ch chan<- prometheus.Metric) error {
 	local := localNode(inv)
-	for i := range inv.Guests {
+	for _, i := range sortedGuests(inv.Guests) {
 		g := &inv.Guests[i]
 		if g.Config == nil || (local != "" && g.Node != local) {
 			continue

@@ -1,6 +1,7 @@
 package exporter
 
 import (
+	"slices"
 	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -35,10 +36,10 @@ func (placementCollector) Update(inv *pve.Inventory, ch chan<- prometheus.Metric
 	for _, r := range inv.HA.Resources {
 		haManaged[r.VMID] = true
 	}
-	for i := range inv.Guests {
+	for _, i := range sortedGuests(inv.Guests) {
 		g := &inv.Guests[i]
 		id := g.ID()
-		for _, t := range g.Tags {
+		for _, t := range sortedCopy(g.Tags) {
 			gauge(ch, guestTagInfoDesc, 1, id, t)
 		}
 		gauge(ch, guestHAManagedDesc, boolValue(g.HAManaged || haManaged[g.VMID]), id)
@@ -54,18 +55,21 @@ func (placementCollector) Update(inv *pve.Inventory, ch chan<- prometheus.Metric
 			}
 		}
 		var localBytes uint64
-		seen := make(map[string]bool, len(g.Config.Disks))
+		storages := make([]string, 0, len(g.Config.Disks))
 		for _, d := range g.Config.Disks {
 			if d.Storage == "" {
 				continue
 			}
-			if !seen[d.Storage] {
-				seen[d.Storage] = true
-				gauge(ch, guestStorageInfoDesc, 1, id, d.Storage)
+			if !slices.Contains(storages, d.Storage) {
+				storages = append(storages, d.Storage)
 			}
 			if !d.CDROM && !shared[storageKey{g.Node, d.Storage}] {
 				localBytes += d.Size
 			}
+		}
+		slices.Sort(storages)
+		for _, s := range storages {
+			gauge(ch, guestStorageInfoDesc, 1, id, s)
 		}
 		gauge(ch, guestLocalDiskDesc, float64(localBytes), id)
 	}

@@ -11,12 +11,13 @@ type pressureSeries struct {
 }
 
 func (p *pressureView) series() [6]pressureSeries {
+	// Ordered as the exposition sorts them (label kind before resource): see sortedGuests.
 	return [6]pressureSeries{
-		{"cpu", "some", p.CPUSome},
 		{"cpu", "full", p.CPUFull},
-		{"io", "some", p.IOSome},
 		{"io", "full", p.IOFull},
-		{"memory", "some", p.MemorySome},
 		{"memory", "full", p.MemoryFull},
+		{"cpu", "some", p.CPUSome},
+		{"io", "some", p.IOSome},
+		{"memory", "some", p.MemorySome},
 	}
 }
