@@ -522,4 +522,3 @@ pve_exporter_api_request_errors_total{code="500",endpoint="/nodes/{node}/status"
 		t.Errorf("duration series = %d, want 2 (one per endpoint)", n)
 	}
 }
-

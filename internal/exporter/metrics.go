@@ -7,6 +7,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
+// RequestObserver is told about every request the PVE client makes; *Metrics implements it. The client calls it
+// once per request, with the endpoint as a path template.
+type RequestObserver interface {
+	ObserveRequest(method, endpoint string, code int, d time.Duration, err error)
+}
+
+var _ RequestObserver = (*Metrics)(nil)
+
 // Metrics are the exporter's own metrics on /metrics: requests to /pve and requests to the PVE API.
 type Metrics struct {
 	moduleUnknown      prometheus.Counter
