@@ -522,3 +522,26 @@ pve_exporter_api_request_errors_total{code="500",endpoint="/nodes/{node}/status"
 		t.Errorf("duration series = %d, want 2 (one per endpoint)", n)
 	}
 }
+
+// TestMetricsDocCoversExposition keeps docs/metrics.md and the exposition in step: every family of a full
+// scrape is documented, and every family documented as a /pve family is emitted.
+func TestMetricsDocCoversExposition(t *testing.T) {
+	doc, err := os.ReadFile(filepath.Join("..", "..", "docs", "metrics.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := newTestHandler(t, returning(representativeInventory(), nil))
+	_, mfs, _ := scrape(t, h, "/pve", nil)
+	for name := range mfs {
+		if !bytes.Contains(doc, []byte("| `"+name+"` |")) {
+			t.Errorf("family %s is not documented in docs/metrics.md", name)
+		}
+	}
+	scrapeSections, _, _ := strings.Cut(string(doc), "## The exporter's own metrics")
+	row := regexp.MustCompile("(?m)^\\| `(pve_[a-z0-9_]+)` \\|")
+	for _, m := range row.FindAllStringSubmatch(scrapeSections, -1) {
+		if _, ok := mfs[m[1]]; !ok {
+			t.Errorf("docs/metrics.md documents %s, which a scrape does not emit", m[1])
+		}
+	}
+}
