@@ -24,14 +24,14 @@ func (clusterCollector) Update(inv *pve.Inventory, ch chan<- prometheus.Metric) 
 	c := inv.Cluster
 	if c.Name != "" {
 		id := clusterID(c.Name)
-		ch <- prometheus.MustNewConstMetric(clusterInfoDesc, prometheus.GaugeValue, 1,
+		gauge(ch, clusterInfoDesc, 1,
 			id, strconv.Itoa(c.NodeCount), strconv.Itoa(int(boolValue(c.Quorate))), strconv.Itoa(c.ConfigVersion))
-		ch <- prometheus.MustNewConstMetric(clusterQuorateDesc, prometheus.GaugeValue, boolValue(c.Quorate), id)
+		gauge(ch, clusterQuorateDesc, boolValue(c.Quorate), id)
 		// prometheus-pve-exporter reports the cluster's quorum as its pve_up.
-		ch <- prometheus.MustNewConstMetric(upDesc, prometheus.GaugeValue, boolValue(c.Quorate), id)
+		gauge(ch, upDesc, boolValue(c.Quorate), id)
 	}
 	if c.PVEVersion != "" {
-		ch <- prometheus.MustNewConstMetric(versionInfoDesc, prometheus.GaugeValue, 1, c.Release, c.RepoID, c.PVEVersion)
+		gauge(ch, versionInfoDesc, 1, c.Release, c.RepoID, c.PVEVersion)
 	}
 	return partialError(inv, endpointMatcher([]string{"/cluster/status", "/version"}, nil))
 }

@@ -3,6 +3,7 @@ package exporter
 import (
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"slices"
 	"sort"
 	"strings"
@@ -102,7 +103,7 @@ func (n namedCollector) Collect(ch chan<- prometheus.Metric) {
 		return
 	}
 	start := time.Now()
-	err := n.c.Update(n.inv, ch)
+	err := n.update(ch)
 	duration := time.Since(start)
 	success := 1.0
 	if err != nil {
@@ -113,6 +114,17 @@ func (n namedCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(scrapeDurationDesc, prometheus.GaugeValue, duration.Seconds(), n.name)
 	ch <- prometheus.MustNewConstMetric(scrapeSuccessDesc, prometheus.GaugeValue, success, n.name)
+}
+
+// update runs the collector, turning a panic (a bug meeting an inventory it did not expect) into its error, so
+// that it costs this collector's output rather than the process.
+func (n namedCollector) update(ch chan<- prometheus.Metric) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("collector panicked: %v\n%s", r, debug.Stack())
+		}
+	}()
+	return n.c.Update(n.inv, ch)
 }
 
 // fetchCollector reports how fetching the scrape's inventory went.

@@ -48,6 +48,6 @@ func CompatFamilyGroups() map[string][]*prometheus.Desc {
 // emitPressure sends one series per resource and kind of p.
 func emitPressure(ch chan<- prometheus.Metric, desc *prometheus.Desc, id string, p *pressureView) {
 	for _, s := range p.series() {
-		ch <- prometheus.MustNewConstMetric(desc, prometheus.GaugeValue, s.value, id, s.resource, s.kind)
+		gauge(ch, desc, s.value, id, s.resource, s.kind)
 	}
 }

@@ -116,7 +116,7 @@ func oneHot(ch chan<- prometheus.Metric, desc *prometheus.Desc, id string, state
 }
 
 func counter(ch chan<- prometheus.Metric, desc *prometheus.Desc, v float64, labelValues ...string) {
-	ch <- prometheus.MustNewConstMetric(desc, prometheus.CounterValue, v, labelValues...)
+	ch <- constMetric(desc, prometheus.CounterValue, v, labelValues)
 }
 
 // templateLabel renders the template flag as PVE sends it (0/1).

@@ -54,6 +54,13 @@ func (f *fakeSources) factory(ctx context.Context, target string, module Module)
 	return SourceFunc(f.fn), nil
 }
 
+// lastDeadline is the deadline of the context the factory was last called with.
+func (f *fakeSources) lastDeadline() time.Time {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.deadline
+}
+
 func returning(inv *pve.Inventory, err error) *fakeSources {
 	return &fakeSources{fn: func(context.Context) (*pve.Inventory, error) { return inv, err }}
 }
@@ -213,7 +220,7 @@ func TestHandlerHonoursScrapeTimeout(t *testing.T) {
 	if code != http.StatusOK {
 		t.Fatalf("status %d, want 200 with a valid exposition: %s", code, body)
 	}
-	budget := src.deadline.Sub(start)
+	budget := src.lastDeadline().Sub(start)
 	if budget < 150*time.Millisecond || budget > 250*time.Millisecond {
 		t.Errorf("source got a deadline %v after the request, want 0.7s - 0.5s offset = 200ms", budget)
 	}
@@ -544,4 +551,63 @@ func TestMetricsDocCoversExposition(t *testing.T) {
 			t.Errorf("docs/metrics.md documents %s, which a scrape does not emit", m[1])
 		}
 	}
+}
+
+func TestHandlerSurvivesBadInventories(t *testing.T) {
+	tests := []struct {
+		name        string
+		inv         *pve.Inventory
+		wantFamily  string
+		wantFailing string // collector whose success is 0
+	}{
+		{"duplicate guest", inventory(withNodes(node("pve1")), withGuests(guest(100), guest(100), guest(101))), "pve_guest_info", ""},
+		{"invalid UTF-8 in a name", inventory(withNodes(node("pve1")), withGuests(guest(100, named("bad\xff")), guest(101))), "pve_guest_info", ""},
+		{"config with nil pieces", inventory(withNodes(node("pve1")), withGuests(guest(100, func(g *pve.Guest) { g.Config = &pve.GuestConfig{} }))), "pve_guest_vcpus", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newTestHandler(t, returning(tt.inv, nil))
+			code, mfs, body := scrape(t, h, "/pve", nil)
+			if code != http.StatusOK {
+				t.Fatalf("status %d: %s", code, body)
+			}
+			if _, ok := series(mfs, tt.wantFamily, map[string]string{"id": "qemu/100"}); !ok && tt.name != "invalid UTF-8 in a name" {
+				t.Errorf("%s{id=qemu/100} missing", tt.wantFamily)
+			}
+			if _, ok := series(mfs, "pve_up", map[string]string{"id": "node/pve1"}); !ok {
+				t.Error("pve_up of the node missing: one bad guest cost other series")
+			}
+		})
+	}
+}
+
+func TestCollectorPanicCostsOnlyThatCollector(t *testing.T) {
+	panicking := CollectorSpec{Name: "broken", Scope: ScopeCluster, New: func() Collector { return panicCollector{} }}
+	cfg := testConfig()
+	logs := &syncBuffer{}
+	h := NewHandler(HandlerOpts{
+		Config:     func() *Config { return cfg },
+		NewSource:  returning(representativeInventory(), nil).factory,
+		Collectors: append(Collectors(), panicking),
+		Metrics:    NewMetrics(prometheus.NewRegistry(), nil),
+		Logger:     log.NewLogfmtLogger(logs),
+	})
+	code, mfs, _ := scrape(t, h, "/pve", nil)
+	if v, ok := collectorSuccess(mfs, "broken"); code != http.StatusOK || !ok || v != 0 {
+		t.Errorf("status %d, broken collector success %v (present %t), want 200 and 0", code, v, ok)
+	}
+	if v, _ := collectorSuccess(mfs, "guest"); v != 1 {
+		t.Errorf("guest collector success = %v, want 1", v)
+	}
+	if !strings.Contains(logs.String(), "collector panicked: runtime error: index out of range") {
+		t.Errorf("panic not logged:\n%s", logs.String())
+	}
+}
+
+type panicCollector struct{}
+
+func (panicCollector) Update(inv *pve.Inventory, ch chan<- prometheus.Metric) error {
+	var empty []int
+	_ = empty[len(inv.Guests)] // an out-of-range bug
+	return nil
 }

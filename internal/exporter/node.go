@@ -44,8 +44,8 @@ func (nodeCollector) Update(inv *pve.Inventory, ch chan<- prometheus.Metric) err
 	for i := range inv.Nodes {
 		n := &inv.Nodes[i]
 		id := nodeID(n.Name)
-		ch <- prometheus.MustNewConstMetric(upDesc, prometheus.GaugeValue, boolValue(n.Online), id)
-		ch <- prometheus.MustNewConstMetric(nodeInfoDesc, prometheus.GaugeValue, 1, id, n.Level, n.Name, strconv.Itoa(n.NodeID))
+		gauge(ch, upDesc, boolValue(n.Online), id)
+		gauge(ch, nodeInfoDesc, 1, id, n.Level, n.Name, strconv.Itoa(n.NodeID))
 		if !n.Online {
 			continue
 		}
@@ -108,5 +108,15 @@ func allocations(guests []pve.Guest) (vcpus, memory map[string]float64) {
 func nodeID(name string) string { return "node/" + name }
 
 func gauge(ch chan<- prometheus.Metric, desc *prometheus.Desc, v float64, labelValues ...string) {
-	ch <- prometheus.MustNewConstMetric(desc, prometheus.GaugeValue, v, labelValues...)
+	ch <- constMetric(desc, prometheus.GaugeValue, v, labelValues)
+}
+
+// constMetric builds a series, or an invalid metric that the registry reports (and promhttp skips) when a
+// label value from PVE cannot be a label value: one bad name must not cost the whole collector its output.
+func constMetric(desc *prometheus.Desc, vt prometheus.ValueType, v float64, labelValues []string) prometheus.Metric {
+	m, err := prometheus.NewConstMetric(desc, vt, v, labelValues...)
+	if err != nil {
+		return prometheus.NewInvalidMetric(desc, err)
+	}
+	return m
 }
