@@ -208,7 +208,7 @@ func newServer(o *options, cfg *exporter.Config, logger log.Logger, sources Sour
 		TimeoutOffset: o.timeoutOffset,
 	}))
 	mux.Handle(o.telemetryPath, promhttp.HandlerFor(reg, promhttp.HandlerOpts{
-		ErrorLog:          promhttpLogger{level.Error(logger)},
+		ErrorLog:          exporter.NewPromHTTPLogger(level.Error(logger)),
 		EnableOpenMetrics: true,
 	}))
 	landing, err := web.NewLandingPage(web.LandingConfig{
@@ -293,8 +293,3 @@ type stringList []string
 
 func (s *stringList) String() string     { return strings.Join(*s, ",") }
 func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
-
-// promhttpLogger adapts a go-kit logger to promhttp's Logger.
-type promhttpLogger struct{ l log.Logger }
-
-func (p promhttpLogger) Println(v ...any) { p.l.Log("msg", fmt.Sprint(v...)) }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 	"github.com/prometheus/common/expfmt"
 
 	"github.com/proxbalance/proxbalance/internal/pve"
@@ -83,15 +84,7 @@ func TestCollectorsGolden(t *testing.T) {
 			if tt.wantErr != "" && !errors.Is(u.err, errPartial) {
 				t.Errorf("error %q does not wrap errPartial", u.err)
 			}
-			problems, err := testutil.CollectAndLint(u)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, p := range problems {
-				if compatLintExceptions[p.Metric] != p.Text {
-					t.Errorf("lint: %s: %s", p.Metric, p.Text)
-				}
-			}
+			assertLintClean(t)(testutil.CollectAndLint(u))
 		})
 	}
 }
@@ -111,6 +104,22 @@ func exposition(t testing.TB, g prometheus.Gatherer) []byte {
 		}
 	}
 	return b.Bytes()
+}
+
+// assertLintClean fails the test on every promlint finding but the compatibility exceptions; it is called
+// as assertLintClean(t)(testutil.XxxAndLint(...)).
+func assertLintClean(t *testing.T) func([]promlint.Problem, error) {
+	return func(problems []promlint.Problem, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range problems {
+			if compatLintExceptions[p.Metric] != p.Text {
+				t.Errorf("lint: %s: %s", p.Metric, p.Text)
+			}
+		}
+	}
 }
 
 func checkErr(t *testing.T, err error, want string) {

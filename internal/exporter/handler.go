@@ -120,7 +120,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.serveDebug(w, module, inv, reg, debugLog)
 	} else {
 		promhttp.HandlerFor(reg, promhttp.HandlerOpts{
-			ErrorLog:      promhttpLogger{level.Error(logger)},
+			ErrorLog:      NewPromHTTPLogger(level.Error(logger)),
 			ErrorHandling: promhttp.ContinueOnError,
 		}).ServeHTTP(w, r)
 	}
@@ -299,7 +299,9 @@ func teeLogger(a, b log.Logger) log.Logger {
 	})
 }
 
-// promhttpLogger adapts a go-kit logger to promhttp's Logger.
+// NewPromHTTPLogger adapts a go-kit logger to promhttp's error Logger.
+func NewPromHTTPLogger(l log.Logger) promhttp.Logger { return promhttpLogger{l} }
+
 type promhttpLogger struct{ l log.Logger }
 
 func (p promhttpLogger) Println(v ...any) { p.l.Log("msg", fmt.Sprint(v...)) }

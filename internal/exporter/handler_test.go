@@ -499,15 +499,7 @@ func TestHandlerLintsClean(t *testing.T) {
 	inv := representativeInventory()
 	h := newTestHandler(t, returning(inv, nil))
 	reg := h.registry(scrapeRequest{cluster: true, node: true}, inv, nil, time.Millisecond, log.NewNopLogger())
-	problems, err := testutil.GatherAndLint(reg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range problems {
-		if compatLintExceptions[p.Metric] != p.Text {
-			t.Errorf("lint: %s: %s", p.Metric, p.Text)
-		}
-	}
+	assertLintClean(t)(testutil.GatherAndLint(reg))
 }
 
 func TestMetricsObserveRequest(t *testing.T) {
