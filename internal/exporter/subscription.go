@@ -17,8 +17,9 @@ var (
 		"Subscription next due date as Unix timestamp", idLabel, nil)
 )
 
-// subscriptionStatuses are the states of /nodes/{node}/subscription, in prometheus-pve-exporter's order.
-var subscriptionStatuses = []string{"new", "notfound", "active", "invalid", "expired", "suspended"}
+// subscriptionStatuses are the states of /nodes/{node}/subscription that prometheus-pve-exporter lists, sorted
+// as the exposition is.
+var subscriptionStatuses = []string{"active", "expired", "invalid", "new", "notfound", "suspended"}
 
 // subscriptionCollector exports the subscription of the node that answered the API call (of every node whose
 // subscription was fetched when the inventory does not mark a local node).
