@@ -60,6 +60,9 @@ func NewHandler(opts HandlerOpts) *Handler {
 	if opts.Logger == nil {
 		opts.Logger = log.NewNopLogger()
 	}
+	if opts.Metrics == nil {
+		opts.Metrics = NewMetrics(prometheus.NewRegistry(), nil)
+	}
 	h := &Handler{opts: opts}
 	if len(opts.DropFamilies) > 0 {
 		h.drop = make(map[*prometheus.Desc]bool, len(opts.DropFamilies))
@@ -82,12 +85,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	target := paramOr(q.Get("target"), DefaultTarget)
-	req := scrapeRequest{
-		target:  target,
-		module:  moduleName,
-		cluster: toggleParam(q, "cluster"),
-		node:    toggleParam(q, "node"),
-	}
+	req := scrapeRequest{cluster: toggleParam(q, "cluster"), node: toggleParam(q, "node")}
 	debug, _ := strconv.ParseBool(q.Get("debug"))
 
 	var debugLog *syncBuffer
@@ -117,7 +115,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	reg := h.registry(req, inv, err, fetchDuration, logger)
 	if debug {
-		h.serveDebug(w, module, inv, reg, debugLog)
+		h.serveDebug(w, moduleName, module, inv, reg, debugLog)
 	} else {
 		promhttp.HandlerFor(reg, promhttp.HandlerOpts{
 			ErrorLog:      NewPromHTTPLogger(level.Error(logger)),
@@ -127,9 +125,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.opts.Metrics.collectionDuration.WithLabelValues(moduleName).Observe(time.Since(start).Seconds())
 }
 
+// scrapeRequest is which collector scopes a /pve request asks for.
 type scrapeRequest struct {
-	target, module string
-	cluster, node  bool
+	cluster, node bool
 }
 
 // registry builds the scrape's registry: the fetch outcome and every enabled collector in scope.
@@ -220,11 +218,11 @@ func paramOr(v, def string) string {
 
 // serveDebug writes the effective module (secrets redacted), the log of this scrape, the inventory summary
 // and the exposition, as plain text (blackbox_exporter's debug output).
-func (h *Handler) serveDebug(w http.ResponseWriter, module Module, inv *pve.Inventory, reg *prometheus.Registry, logs *syncBuffer) {
+func (h *Handler) serveDebug(w http.ResponseWriter, moduleName string, module Module, inv *pve.Inventory, reg *prometheus.Registry, logs *syncBuffer) {
 	var b bytes.Buffer
 	mfs, gatherErr := reg.Gather()
 	b.WriteString("Module:\n")
-	b.WriteString((&Config{Modules: map[string]Module{"module": module}}).Redacted())
+	b.WriteString((&Config{Modules: map[string]Module{moduleName: module}}).Redacted())
 	b.WriteString("\nLogs of this scrape:\n")
 	b.WriteString(logs.String())
 	if gatherErr != nil {

@@ -328,7 +328,7 @@ func TestHandlerDebug(t *testing.T) {
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, req)
 	body := rec.Body.String()
-	for _, want := range []string{"Module:", "token_value: <secret>", "user: prometheus@pve", "Logs of this scrape:",
+	for _, want := range []string{"Module:\ndefault:\n", "token_value: <secret>", "user: prometheus@pve", "Logs of this scrape:",
 		"scrape started", "Inventory:", "guests: 4 (4 with config)", "Metrics:", "pve_guest_info"} {
 		if !strings.Contains(body, want) {
 			t.Errorf("debug output lacks %q", want)
