@@ -233,6 +233,18 @@ func sortedCopy(s []string) []string {
 	return c
 }
 
+// isGuestConfigEndpoint matches /nodes/{node}/{qemu,lxc}/{vmid}/config.
+func isGuestConfigEndpoint(endpoint string) bool {
+	return endpointMatcher(nil, []string{"qemu/", "lxc/"})(endpoint) && strings.HasSuffix(endpoint, "/config")
+}
+
+// anyOf matches what one of the matchers matches.
+func anyOf(matchers ...func(string) bool) func(string) bool {
+	return func(endpoint string) bool {
+		return slices.ContainsFunc(matchers, func(m func(string) bool) bool { return m(endpoint) })
+	}
+}
+
 // boolValue converts a flag into a gauge value.
 func boolValue(b bool) float64 {
 	if b {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -191,6 +192,44 @@ func TestPartialError(t *testing.T) {
 		}
 		if err == nil || !strings.Contains(err.Error(), tt.want) || !errors.Is(err, errPartial) {
 			t.Errorf("%v %v: error = %v, want errPartial containing %q", tt.exact, tt.nodeRelative, err, tt.want)
+		}
+	}
+}
+
+func TestCollectorsReportOnlyTheirOwnPartialData(t *testing.T) {
+	tests := []struct {
+		endpoint string
+		failing  []string // collectors whose Update must return an error
+	}{
+		{"/nodes/pve1/qemu/100/status/current", []string{"guest"}},
+		{"/nodes/pve1/qemu/100/config", []string{"guest", "placement", "config"}},
+		{"/nodes/pve1/lxc/101/config", []string{"guest", "placement", "config"}},
+		{"/nodes/pve2/status", []string{"node"}},
+		{"/nodes/pve2/rrddata?timeframe=hour", []string{"node"}},
+		{"/nodes/pve2/storage", []string{"storage", "placement"}},
+		{"/cluster/resources", []string{"node", "guest", "storage", "placement"}},
+		{"/cluster/status", []string{"cluster", "node"}},
+		{"/version", []string{"cluster"}},
+		{"/cluster/tasks", []string{"tasks"}},
+		{"/cluster/ha/status/current", []string{"placement"}},
+		{"/cluster/backup-info/not-backed-up", []string{"backup-info"}},
+		{"/nodes/pve1/replication", []string{"replication"}},
+		{"/nodes/pve1/subscription", []string{"subscription"}},
+	}
+	for _, tt := range tests {
+		inv := representativeInventory()
+		inv.Partial = []pve.FetchError{{Endpoint: tt.endpoint, Err: errors.New("boom")}}
+		var failing []string
+		for _, spec := range Collectors() {
+			ch := make(chan prometheus.Metric, 4096)
+			if err := spec.New().Update(inv, ch); err != nil {
+				failing = append(failing, spec.Name)
+			}
+		}
+		slices.Sort(failing)
+		want := slices.Sorted(slices.Values(tt.failing))
+		if !slices.Equal(failing, want) {
+			t.Errorf("%s failed: collectors %v report an error, want %v", tt.endpoint, failing, want)
 		}
 	}
 }

@@ -22,5 +22,5 @@ func (configCollector) Update(inv *pve.Inventory, ch chan<- prometheus.Metric) e
 		}
 		gauge(ch, onbootStatusDesc, boolValue(g.Config.OnBoot), g.ID(), g.Node, string(g.Type))
 	}
-	return partialError(inv, endpointMatcher(nil, []string{"qemu/", "lxc/"}))
+	return partialError(inv, isGuestConfigEndpoint)
 }

@@ -73,7 +73,7 @@ func (placementCollector) Update(inv *pve.Inventory, ch chan<- prometheus.Metric
 		}
 		gauge(ch, guestLocalDiskDesc, float64(localBytes), id)
 	}
-	return partialError(inv, endpointMatcher([]string{"/cluster/resources", "/cluster/ha"}, []string{"qemu/", "lxc/", "storage"}))
+	return partialError(inv, anyOf(isGuestConfigEndpoint, endpointMatcher([]string{"/cluster/resources", "/cluster/ha"}, []string{"storage"})))
 }
 
 type storageKey struct{ node, storage string }
