@@ -60,12 +60,13 @@ func (v *TLSVerify) UnmarshalYAML(node *yaml.Node) error {
 		*v = TLSVerify{Verify: b}
 		return nil
 	}
-	// PyYAML (YAML 1.1) also reads these as booleans; users of prometheus-pve-exporter may have written them.
+	// PyYAML (YAML 1.1) also reads yes/no/on/off as booleans, and quoted or numeric forms are common in the
+	// wild; no CA bundle has such a name.
 	switch strings.ToLower(node.Value) {
-	case "yes", "on":
+	case "true", "yes", "on", "1":
 		*v = TLSVerify{Verify: true}
 		return nil
-	case "no", "off":
+	case "false", "no", "off", "0":
 		*v = TLSVerify{Verify: false}
 		return nil
 	}

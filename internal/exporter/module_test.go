@@ -96,6 +96,28 @@ func TestLoadConfigFileInvalid(t *testing.T) {
 	}
 }
 
+func TestVerifySSLForms(t *testing.T) {
+	tests := map[string]TLSVerify{
+		"true": {Verify: true}, "false": {}, `"false"`: {}, "no": {}, "On": {Verify: true}, "0": {}, "1": {Verify: true},
+		"/etc/ssl/ca.pem": {Verify: true, CAFile: "/etc/ssl/ca.pem"}, `"ca bundle.pem"`: {Verify: true, CAFile: "ca bundle.pem"},
+	}
+	for value, want := range tests {
+		cfg, err := ParseConfig([]byte("m:\n  user: u\n  password: p\n  verify_ssl: "+value+"\n"), nil)
+		if err != nil {
+			t.Errorf("verify_ssl: %s: %v", value, err)
+			continue
+		}
+		if got := cfg.Modules["m"].VerifySSL; got != want {
+			t.Errorf("verify_ssl: %s = %+v, want %+v", value, got, want)
+		}
+	}
+	for _, bad := range []string{`""`, "[true]", "{a: b}"} {
+		if _, err := ParseConfig([]byte("m:\n  user: u\n  password: p\n  verify_ssl: "+bad+"\n"), nil); err == nil || !strings.Contains(err.Error(), "line 4: verify_ssl must be") {
+			t.Errorf("verify_ssl: %s: error %v, want one naming line 4 and the field", bad, err)
+		}
+	}
+}
+
 func TestConfigFromEnv(t *testing.T) {
 	dir := t.TempDir()
 	tokenFile := filepath.Join(dir, "token")
