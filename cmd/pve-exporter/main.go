@@ -137,7 +137,7 @@ func run(ctx context.Context, args []string, stderr io.Writer, lookupEnv func(st
 		fmt.Fprintln(stderr, "pve-exporter:", err)
 		return 2
 	}
-	logger := newLogger(stderr, o.logLevel)
+	logger, bridged := newLogger(stderr, o.logLevel)
 
 	cfg, source, err := loadConfig(o.configFile, lookupEnv)
 	if err != nil {
@@ -157,7 +157,7 @@ func run(ctx context.Context, args []string, stderr io.Writer, lookupEnv func(st
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	errc := make(chan error, 1)
-	go func() { errc <- web.ListenAndServe(server, flags, newSlogLogger(logger)) }()
+	go func() { errc <- web.ListenAndServe(server, flags, newSlogLogger(bridged)) }()
 	select {
 	case err := <-errc:
 		level.Error(logger).Log("msg", "serving failed", "err", err)
@@ -230,10 +230,9 @@ func newServer(o *options, cfg *exporter.Config, logger log.Logger, sources Sour
 	return mux, reg
 }
 
-func newLogger(w io.Writer, lvl *promslog.Level) log.Logger {
-	logger := log.NewLogfmtLogger(log.NewSyncWriter(w))
-	// Caller(5): the level filter wrapped around this logger adds frames between the call site and the valuer.
-	logger = log.With(logger, "ts", log.DefaultTimestampUTC, "caller", log.Caller(5))
+// newLogger returns the leveled logfmt logger and the same without the caller key, for the slog bridge (whose
+// records carry their own call site).
+func newLogger(w io.Writer, lvl *promslog.Level) (logger, noCaller log.Logger) {
 	var allow level.Option
 	switch lvl.String() {
 	case "debug":
@@ -245,7 +244,9 @@ func newLogger(w io.Writer, lvl *promslog.Level) log.Logger {
 	default:
 		allow = level.AllowInfo()
 	}
-	return level.NewFilter(logger, allow)
+	noCaller = level.NewFilter(log.With(log.NewLogfmtLogger(log.NewSyncWriter(w)), "ts", log.DefaultTimestampUTC), allow)
+	// The caller valuer is bound outside the level filter, so that it counts frames from the call site.
+	return log.With(noCaller, "caller", log.DefaultCaller), noCaller
 }
 
 // toggle defines --collector.<name> and --no-collector.<name> on one bool.

@@ -3,18 +3,21 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/go-kit/log"
 	"github.com/go-kit/log/level"
+	"github.com/prometheus/common/promslog"
 
 	"github.com/proxbalance/proxbalance/internal/exporter"
 	"github.com/proxbalance/proxbalance/internal/pve"
@@ -176,14 +179,26 @@ func TestRunConfigCheck(t *testing.T) {
 	}
 }
 
+func TestLoggerCaller(t *testing.T) {
+	var buf bytes.Buffer
+	logger, _ := newLogger(&buf, promslog.NewLevel())
+	_, _, line, _ := runtime.Caller(0)
+	level.Info(logger).Log("msg", "hello")
+	level.Debug(logger).Log("msg", "filtered out at the default level")
+	if want := fmt.Sprintf("level=info caller=main_test.go:%d msg=hello\n", line+1); !strings.HasSuffix(buf.String(), want) || strings.Count(buf.String(), "\n") != 1 {
+		t.Errorf("got %q, want a line ending in %q", buf.String(), want)
+	}
+}
+
 func TestSlogBridge(t *testing.T) {
 	var buf bytes.Buffer
 	base := level.NewFilter(log.NewLogfmtLogger(&buf), level.AllowInfo())
 	logger := newSlogLogger(base).With("component", "web").WithGroup("tls")
+	_, _, line, _ := runtime.Caller(0)
 	logger.Warn("handshake failed", "remote", "127.0.0.1:5000", slog.Group("cert", "cn", "pve1"))
 	logger.Debug("filtered out")
 	got := buf.String()
-	want := `level=warn component=web msg="handshake failed" tls.remote=127.0.0.1:5000 tls.cert.cn=pve1` + "\n"
+	want := fmt.Sprintf(`level=warn component=web caller=main_test.go:%d msg="handshake failed" tls.remote=127.0.0.1:5000 tls.cert.cn=pve1`+"\n", line+1)
 	if got != want {
 		t.Errorf("got  %q\nwant %q", got, want)
 	}

@@ -3,6 +3,9 @@ package main
 import (
 	"context"
 	"log/slog"
+	"path/filepath"
+	"runtime"
+	"strconv"
 
 	"github.com/go-kit/log"
 	"github.com/go-kit/log/level"
@@ -10,7 +13,7 @@ import (
 
 // goKitHandler is a slog.Handler that writes to a go-kit logger, so that exporter-toolkit (which wants a
 // *slog.Logger) logs into the same leveled logfmt stream as the rest of the exporter. Level filtering is the
-// go-kit logger's.
+// go-kit logger's; the caller key comes from the record's call site.
 type goKitHandler struct {
 	logger log.Logger
 	// prefix is the dot-joined group path applied to attribute keys.
@@ -22,7 +25,11 @@ func newSlogLogger(logger log.Logger) *slog.Logger { return slog.New(goKitHandle
 func (h goKitHandler) Enabled(context.Context, slog.Level) bool { return true }
 
 func (h goKitHandler) Handle(_ context.Context, r slog.Record) error {
-	keyvals := make([]any, 0, 2+2*r.NumAttrs())
+	keyvals := make([]any, 0, 4+2*r.NumAttrs())
+	if r.PC != 0 {
+		frame, _ := runtime.CallersFrames([]uintptr{r.PC}).Next()
+		keyvals = append(keyvals, "caller", filepath.Base(frame.File)+":"+strconv.Itoa(frame.Line))
+	}
 	keyvals = append(keyvals, "msg", r.Message)
 	r.Attrs(func(a slog.Attr) bool {
 		keyvals = appendAttr(keyvals, h.prefix, a)
