@@ -1,0 +1,269 @@
+package pvesim
+
+import (
+	"fmt"
+	"net/http"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// task is a PVE worker task. Its whole course (log lines with their offsets, duration, outcome) is planned
+// when it starts; what the API shows is that plan cut at the current simulated time, and the task's effect is
+// applied when the clock passes its end (settle).
+type task struct {
+	upid      string
+	node      string
+	pid       uint32
+	pstart    uint32
+	start     time.Time
+	typ       string
+	id        string
+	user      string
+	tokenid   string
+	lines     []taskLine
+	duration  time.Duration
+	exit      string // "OK" or the error text
+	done      bool
+	onSuccess func(end time.Time)
+	onFailure func(end time.Time)
+}
+
+type taskLine struct {
+	at   time.Duration
+	text string
+}
+
+// upidRE matches PVE's UPID encoding.
+var upidRE = regexp.MustCompile(`^UPID:([a-zA-Z0-9]([a-zA-Z0-9\-]*[a-zA-Z0-9])?):([0-9A-F]{8}):([0-9A-F]{8,9}):([0-9A-F]{8}):([^:\s]+):([^:\s]*):([^:\s]+):$`)
+
+// newTask registers a running task on node started now by the token.
+func (s *Simulator) newTask(node string, now time.Time, typ, id string, tok apiToken) *task {
+	n := s.nodeByName[node]
+	s.taskSeq++
+	pid := uint32(100000 + mix(uint64(s.scn.Seed), uint64(s.taskSeq))%3000000)
+	pstart := uint32(now.Sub(n.boot).Seconds() * 100)
+	user, tokenid, _ := strings.Cut(tok.id, "!")
+	t := &task{
+		upid:  fmt.Sprintf("UPID:%s:%08X:%08X:%08X:%s:%s:%s:", node, pid, pstart, uint32(now.Unix()), typ, id, tok.id),
+		node:  node, pid: pid, pstart: pstart, start: now.Truncate(time.Second), typ: typ, id: id, user: user, tokenid: tokenid,
+	}
+	s.tasks = append(s.tasks, t)
+	s.taskByUPID[t.upid] = t
+	return t
+}
+
+func (t *task) end() time.Time { return t.start.Add(t.duration) }
+
+// settle finishes every task whose end has passed, oldest end first, and applies its effect. Callers hold s.mu.
+func (s *Simulator) settle(now time.Time) {
+	var due []*task
+	for _, t := range s.tasks {
+		if !t.done && !now.Before(t.end()) {
+			due = append(due, t)
+		}
+	}
+	if len(due) == 0 {
+		return
+	}
+	sort.SliceStable(due, func(i, j int) bool { return due[i].end().Before(due[j].end()) })
+	for _, t := range due {
+		t.done = true
+		if t.exit == "OK" {
+			if t.onSuccess != nil {
+				t.onSuccess(t.end())
+			}
+		} else if t.onFailure != nil {
+			t.onFailure(t.end())
+		}
+	}
+	s.changed()
+}
+
+// visibleLines are the log lines written by now, with the final TASK line once the task is done.
+func (t *task) visibleLines(now time.Time) []string {
+	var out []string
+	for _, l := range t.lines {
+		if t.start.Add(l.at).After(now) {
+			break
+		}
+		out = append(out, l.text)
+	}
+	if t.done {
+		if t.exit == "OK" {
+			out = append(out, "TASK OK")
+		} else {
+			out = append(out, "TASK ERROR: "+t.exit)
+		}
+	}
+	return out
+}
+
+func (t *task) entry(withPstart bool) obj {
+	e := obj{"upid": t.upid, "node": t.node, "starttime": t.start.Unix(), "type": t.typ, "id": t.id, "user": t.user}
+	if t.tokenid != "" {
+		e["tokenid"] = t.tokenid
+	}
+	if withPstart {
+		e["pid"], e["pstart"] = t.pid, t.pstart
+	}
+	if t.done {
+		e["endtime"], e["status"] = t.end().Unix(), t.exit
+	} else if !withPstart {
+		e["pid"] = t.pid
+	}
+	return e
+}
+
+// getClusterTasks lists recent tasks of all nodes: running ones first, then finished ones, newest first.
+func (s *Simulator) getClusterTasks(_ *call, _ time.Time) (any, error) {
+	out := []obj{}
+	ordered := s.tasksNewestFirst()
+	for _, t := range ordered {
+		if !t.done {
+			e := t.entry(false)
+			e["saved"] = "0"
+			out = append(out, e)
+		}
+	}
+	for _, t := range ordered {
+		if t.done {
+			e := t.entry(false)
+			e["saved"] = "1"
+			out = append(out, e)
+		}
+	}
+	return out, nil
+}
+
+func (s *Simulator) tasksNewestFirst() []*task {
+	out := make([]*task, len(s.tasks))
+	for i, t := range s.tasks {
+		out[len(s.tasks)-1-i] = t
+	}
+	return out
+}
+
+func (s *Simulator) getNodeTasks(c *call, _ time.Time) (any, error) {
+	node := c.vars["node"]
+	start, limit := c.int("start", 0), c.int("limit", 50)
+	out := []obj{}
+	skipped := 0
+	for _, t := range s.tasksNewestFirst() {
+		if t.node != node {
+			continue
+		}
+		if v := c.params["vmid"]; v != "" && t.id != v {
+			continue
+		}
+		if f := c.params["typefilter"]; f != "" && t.typ != f {
+			continue
+		}
+		if c.bool("errors") && (!t.done || t.exit == "OK") {
+			continue
+		}
+		if src := c.params["source"]; (src == "active" && t.done) || (src == "" || src == "archive") && !t.done {
+			continue
+		}
+		if skipped < start {
+			skipped++
+			continue
+		}
+		if len(out) >= limit {
+			break
+		}
+		out = append(out, t.entry(true))
+	}
+	return out, nil
+}
+
+func (s *Simulator) findTask(c *call) (*task, error) {
+	upid := c.vars["upid"]
+	if !upidRE.MatchString(upid) {
+		return nil, paramError(map[string]string{"upid": "unable to parse worker upid '" + upid + "'"})
+	}
+	t := s.taskByUPID[upid]
+	if t == nil || t.node != c.vars["node"] {
+		return nil, errf(http.StatusInternalServerError, "task '%s' does not exist\n", upid)
+	}
+	return t, nil
+}
+
+func (s *Simulator) getTaskStatus(c *call, _ time.Time) (any, error) {
+	t, err := s.findTask(c)
+	if err != nil {
+		return nil, err
+	}
+	e := obj{"upid": t.upid, "node": t.node, "pid": t.pid, "pstart": t.pstart, "starttime": t.start.Unix(), "type": t.typ, "id": t.id, "user": t.user}
+	if t.tokenid != "" {
+		e["tokenid"] = t.tokenid
+	}
+	if t.done {
+		e["status"], e["exitstatus"] = "stopped", t.exit
+	} else {
+		e["status"] = "running"
+	}
+	return e, nil
+}
+
+func (s *Simulator) getTaskLog(c *call, now time.Time) (any, error) {
+	t, err := s.findTask(c)
+	if err != nil {
+		return nil, err
+	}
+	lines := t.visibleLines(now)
+	start, limit := max(c.int("start", 0), 0), c.int("limit", 50)
+	out := []obj{}
+	for i := start; i < len(lines) && len(out) < limit; i++ {
+		out = append(out, obj{"n": i + 1, "t": lines[i]})
+	}
+	if len(lines) == 0 {
+		out = append(out, obj{"n": 1, "t": "no content"})
+	}
+	return withTotal{data: out, total: len(lines)}, nil
+}
+
+// taskLog builds a task's planned log; lines carry PVE's "YYYY-MM-DD HH:MM:SS " prefix of migration logs.
+type taskLog struct {
+	start time.Time
+	at    time.Duration
+	lines []taskLine
+}
+
+func (l *taskLog) add(format string, args ...any) {
+	ts := l.start.Add(l.at).Format("2006-01-02 15:04:05")
+	l.lines = append(l.lines, taskLine{at: l.at, text: ts + " " + fmt.Sprintf(format, args...)})
+}
+
+func (l *taskLog) wait(d time.Duration) { l.at += d }
+
+// formatDuration is PVE's HH:MM:SS task duration.
+func formatDuration(d time.Duration) string {
+	sec := int(d.Seconds())
+	return fmt.Sprintf("%02d:%02d:%02d", sec/3600, sec/60%60, sec%60)
+}
+
+// humanSize is PVE::Tools::render_bytes as QEMU migration logs print it ("1.1 GiB").
+func humanSize(b float64) string {
+	units := []string{"B", "KiB", "MiB", "GiB", "TiB"}
+	i := 0
+	for b >= 1024 && i < len(units)-1 {
+		b /= 1024
+		i++
+	}
+	if i == 0 {
+		return strconv.FormatFloat(b, 'f', 0, 64) + " B"
+	}
+	return strconv.FormatFloat(b, 'f', 1, 64) + " " + units[i]
+}
+
+// shortDuration is how drive-mirror progress prints elapsed time ("30s", "5m 2s").
+func shortDuration(d time.Duration) string {
+	sec := int(d.Seconds())
+	if sec < 60 {
+		return strconv.Itoa(sec) + "s"
+	}
+	return fmt.Sprintf("%dm %ds", sec/60, sec%60)
+}
