@@ -97,4 +97,3 @@ func largeScenario(nodes, guests int) (*Scenario, error) {
 	}
 	return s, nil
 }
-

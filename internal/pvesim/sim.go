@@ -170,14 +170,14 @@ func New(scn *Scenario, opts Options) (*Simulator, error) {
 			started = node.boot.Add(time.Duration(30+h%300) * time.Second)
 		}
 		g := &simGuest{
-			spec:    gs,
-			node:    gs.Node,
-			running: gs.Status == "running",
-			lock:    gs.Lock,
-			started: started,
+			spec:       gs,
+			node:       gs.Node,
+			running:    gs.Status == "running",
+			lock:       gs.Lock,
+			started:    started,
 			firstStart: started,
-			pid:     1000 + int(h%4000000),
-			wl:      newWorkload(gs.Workload, scn.Seed, gs.VMID, epoch),
+			pid:        1000 + int(h%4000000),
+			wl:         newWorkload(gs.Workload, scn.Seed, gs.VMID, epoch),
 		}
 		s.guests = append(s.guests, g)
 		s.guestByID[gs.VMID] = g
@@ -270,7 +270,9 @@ func (s *Simulator) changed() {
 	s.resCache = nil
 }
 
-func (s *Simulator) nodeOnline(name string) bool { return !slices.Contains(s.faults.OfflineNodes, name) }
+func (s *Simulator) nodeOnline(name string) bool {
+	return !slices.Contains(s.faults.OfflineNodes, name)
+}
 
 // nodeAt is where g was at time t.
 func (g *simGuest) nodeAt(t time.Time) string {

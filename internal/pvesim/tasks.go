@@ -47,8 +47,8 @@ func (s *Simulator) newTask(node string, now time.Time, typ, id string, tok apiT
 	pstart := uint32(now.Sub(n.boot).Seconds() * 100)
 	user, tokenid, _ := strings.Cut(tok.id, "!")
 	t := &task{
-		upid:  fmt.Sprintf("UPID:%s:%08X:%08X:%08X:%s:%s:%s:", node, pid, pstart, uint32(now.Unix()), typ, id, tok.id),
-		node:  node, pid: pid, pstart: pstart, start: now.Truncate(time.Second), typ: typ, id: id, user: user, tokenid: tokenid,
+		upid: fmt.Sprintf("UPID:%s:%08X:%08X:%08X:%s:%s:%s:", node, pid, pstart, uint32(now.Unix()), typ, id, tok.id),
+		node: node, pid: pid, pstart: pstart, start: now.Truncate(time.Second), typ: typ, id: id, user: user, tokenid: tokenid,
 	}
 	s.tasks = append(s.tasks, t)
 	s.taskByUPID[t.upid] = t
