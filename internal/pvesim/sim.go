@@ -27,7 +27,9 @@ const statsInterval = 10 * time.Second
 
 // Options configure a Simulator. The zero value is usable: real-time clock, random token secrets.
 type Options struct {
-	// Clock drives simulated time; nil means a ScaledClock at speed 1 from the scenario start (or now).
+	// Clock drives simulated time; nil means a ScaledClock at speed 1 from the scenario start (or now). The
+	// scenario's history (guest uptimes, node boots) is laid out before the scenario start, or before the
+	// clock's time when the scenario has none.
 	Clock Clock
 	// TokenSecret and AuditTokenSecret are the secrets of AdminTokenID and AuditTokenID; empty means random.
 	TokenSecret      string
@@ -106,11 +108,14 @@ func New(scn *Scenario, opts Options) (*Simulator, error) {
 	if scn == nil || len(scn.Nodes) == 0 {
 		return nil, fmt.Errorf("scenario has no nodes")
 	}
+	clock := opts.Clock
 	epoch := scn.startTime
-	if epoch.IsZero() {
+	switch {
+	case epoch.IsZero() && clock != nil:
+		epoch = clock.Now()
+	case epoch.IsZero():
 		epoch = time.Now().Truncate(time.Second)
 	}
-	clock := opts.Clock
 	if clock == nil {
 		clock = NewScaledClock(epoch, 1)
 	}
