@@ -49,7 +49,9 @@ var (
 	upidPattern = regexp.MustCompile(`^UPID:[a-z0-9-]+:[0-9A-F]{8}:[0-9A-F]{8,}:[0-9A-F]{8}:[a-z]+:[0-9]*:[^:]+:$`)
 )
 
-func with(list []string, more ...string) []string { return append(append([]string{}, list...), more...) }
+func with(list []string, more ...string) []string {
+	return append(append([]string{}, list...), more...)
+}
 
 // migrationFixture starts a server with one finished and one running migration, so task endpoints have both.
 func migrationFixture(t *testing.T) (srv *pvesimtest.Server, finished, running string) {
