@@ -97,10 +97,17 @@ type route struct {
 // Handler serves the PVE API under /api2/json and the simulator's admin API under /_sim/.
 func (s *Simulator) Handler() http.Handler {
 	routes := s.routes()
-	mux := http.NewServeMux()
-	mux.HandleFunc("/_sim/", s.serveAdmin)
-	mux.HandleFunc(apiPrefix+"/", func(w http.ResponseWriter, r *http.Request) { s.serveAPI(w, r, routes) })
-	return mux
+	// No http.ServeMux: it would clean and redirect paths such as "//nodes", which PVE answers itself.
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case strings.HasPrefix(r.URL.Path, apiPrefix+"/"):
+			s.serveAPI(w, r, routes)
+		case strings.HasPrefix(r.URL.Path, "/_sim/"):
+			s.serveAdmin(w, r)
+		default:
+			http.NotFound(w, r)
+		}
+	})
 }
 
 func (s *Simulator) serveAPI(w http.ResponseWriter, r *http.Request, routes []route) {

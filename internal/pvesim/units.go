@@ -45,7 +45,7 @@ func ParseByteSize(s string) (ByteSize, error) {
 	case "T":
 		mult = TiB
 	default:
-		return 0, fmt.Errorf("invalid size %q: unknown unit %q", s, t[i:])
+		return 0, fmt.Errorf("invalid size %q: unknown unit %q", s, strings.TrimSpace(t[i:]))
 	}
 	f, err := strconv.ParseFloat(num, 64)
 	if err != nil || f < 0 || f > float64(1<<62)/float64(mult) {
@@ -57,11 +57,11 @@ func ParseByteSize(s string) (ByteSize, error) {
 // UnmarshalYAML accepts an integer number of bytes or a string with a unit.
 func (b *ByteSize) UnmarshalYAML(n *yaml.Node) error {
 	if n.Kind != yaml.ScalarNode {
-		return fmt.Errorf("want a size such as 4GiB, got a %s", kindName(n.Kind))
+		return fmt.Errorf("line %d: want a size such as 4GiB, got a %s", n.Line, kindName(n.Kind))
 	}
 	v, err := ParseByteSize(n.Value)
 	if err != nil {
-		return err
+		return fmt.Errorf("line %d: %w", n.Line, err)
 	}
 	*b = v
 	return nil
@@ -88,14 +88,14 @@ type Duration time.Duration
 // UnmarshalYAML reads a Go duration string.
 func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 	if n.Kind != yaml.ScalarNode {
-		return fmt.Errorf("want a duration such as 250ms, got a %s", kindName(n.Kind))
+		return fmt.Errorf("line %d: want a duration such as 250ms, got a %s", n.Line, kindName(n.Kind))
 	}
 	v, err := time.ParseDuration(n.Value)
 	if err != nil {
-		return err
+		return fmt.Errorf("line %d: %w", n.Line, err)
 	}
 	if v < 0 {
-		return fmt.Errorf("negative duration %q", n.Value)
+		return fmt.Errorf("line %d: negative duration %q", n.Line, n.Value)
 	}
 	*d = Duration(v)
 	return nil
