@@ -350,29 +350,30 @@ func writeError(w http.ResponseWriter, err error) {
 }
 
 func writeData(w http.ResponseWriter, data any) {
-	var buf bytes.Buffer
-	buf.WriteString(`{"data":`)
 	total := -1
 	if wt, ok := data.(withTotal); ok {
 		data, total = wt.data, wt.total
 	}
-	if raw, ok := data.(jsonBody); ok {
-		buf.Write(raw)
-	} else {
+	raw, ok := data.(jsonBody)
+	if !ok {
 		b, err := json.Marshal(data)
 		if err != nil {
 			writeError(w, errf(http.StatusInternalServerError, "encoding response: %v\n", err))
 			return
 		}
-		buf.Write(b)
+		raw = b
 	}
+	// The body is written in pieces around the (possibly cached, megabyte-sized) data, never copied.
+	suffix := "}\n"
 	if total >= 0 {
-		buf.WriteString(`,"total":` + strconv.Itoa(total))
+		suffix = `,"total":` + strconv.Itoa(total) + suffix
 	}
-	buf.WriteString("}\n")
+	const prefix = `{"data":`
 	w.Header().Set("Content-Type", "application/json;charset=UTF-8")
-	w.Header().Set("Content-Length", strconv.Itoa(buf.Len()))
-	_, _ = w.Write(buf.Bytes())
+	w.Header().Set("Content-Length", strconv.Itoa(len(prefix)+len(raw)+len(suffix)))
+	_, _ = io.WriteString(w, prefix)
+	_, _ = w.Write(raw)
+	_, _ = io.WriteString(w, suffix)
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) {

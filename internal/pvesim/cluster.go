@@ -166,6 +166,7 @@ func (s *Simulator) resources(filter string, now time.Time) []any {
 		}
 	}
 	if filter == "" || filter == "storage" {
+		usage := s.storageUsage()
 		for i, n := range s.nodes {
 			for _, st := range s.scn.Storages {
 				if !n.storages[st.ID] {
@@ -174,7 +175,7 @@ func (s *Simulator) resources(filter string, now time.Time) []any {
 				e := resStorage{ID: "storage/" + n.spec.Name + "/" + st.ID, Type: "storage", Storage: st.ID, Node: n.spec.Name,
 					Status: "available", PluginType: st.Type, Shared: b01(st.Shared), Content: st.Content}
 				if snap.nodes[i].online {
-					e.Disk, e.MaxDisk = s.storageUsed(st, n.spec.Name), uint64(st.Size)
+					e.Disk, e.MaxDisk = s.storageUsed(usage, st, n.spec.Name), uint64(st.Size)
 				} else {
 					e.Status = "unknown"
 				}

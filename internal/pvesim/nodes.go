@@ -93,6 +93,7 @@ func (s *Simulator) getSubscription(c *call, _ time.Time) (any, error) {
 func (s *Simulator) getNodeStorage(c *call, _ time.Time) (any, error) {
 	n := s.node(c)
 	out := []obj{}
+	usage := s.storageUsage()
 	for _, st := range s.scn.Storages {
 		if !n.storages[st.ID] {
 			continue
@@ -103,7 +104,7 @@ func (s *Simulator) getNodeStorage(c *call, _ time.Time) (any, error) {
 		if f := c.params["content"]; f != "" && !hasContent(st.Content, f) {
 			continue
 		}
-		used, total := s.storageUsed(st, n.spec.Name), uint64(st.Size)
+		used, total := s.storageUsed(usage, st, n.spec.Name), uint64(st.Size)
 		out = append(out, obj{
 			"storage": st.ID, "type": st.Type, "content": st.Content, "shared": b01(st.Shared), "active": 1, "enabled": 1,
 			"total": total, "used": used, "avail": total - used, "used_fraction": round(float64(used)/float64(total), 10),

@@ -232,25 +232,46 @@ func (s *Simulator) guestsEverOn(node string) []*simGuest {
 	return out
 }
 
-// storageUsed is how much of a storage on a node is taken: guest volumes (thin-provisioned at 40%) plus a
-// fixed share for ISOs, templates and backups.
-func (s *Simulator) storageUsed(st StorageSpec, node string) uint64 {
-	var used float64
-	for _, g := range s.guests {
-		if !st.Shared && g.node != node {
-			continue
+// storageUsage is how much of each storage is taken, keyed "node/storage" for local storages and "storage"
+// for shared ones: guest volumes (thin-provisioned at 40%) plus a fixed share for ISOs, templates and
+// backups. One pass over the guests serves every node and storage.
+func (s *Simulator) storageUsage() map[string]uint64 {
+	raw := map[string]float64{}
+	add := func(g *simGuest, id string, size ByteSize) {
+		key := id
+		if !s.storages[id].Shared {
+			key = g.node + "/" + id
 		}
+		raw[key] += 0.4 * float64(size)
+	}
+	for _, g := range s.guests {
 		for _, d := range g.spec.Disks {
-			if d.Storage == st.ID {
-				used += 0.4 * float64(d.Size)
-			}
+			add(g, d.Storage, d.Size)
 		}
 		for _, m := range g.spec.Mounts {
-			if m.Storage == st.ID {
-				used += 0.4 * float64(m.Size)
+			if m.Storage != "" {
+				add(g, m.Storage, m.Size)
 			}
 		}
 	}
-	used += 0.03 * float64(st.Size)
-	return uint64(math.Min(used, 0.97*float64(st.Size)))
+	out := make(map[string]uint64, len(s.nodes)*len(s.storages))
+	for _, n := range s.nodes {
+		for _, st := range s.scn.Storages {
+			key := st.ID
+			if !st.Shared {
+				key = n.spec.Name + "/" + st.ID
+			}
+			used := raw[key] + 0.03*float64(st.Size)
+			out[key] = uint64(math.Min(used, 0.97*float64(st.Size)))
+		}
+	}
+	return out
+}
+
+// storageUsed looks up one storage's usage on a node in storageUsage's answer.
+func (s *Simulator) storageUsed(usage map[string]uint64, st StorageSpec, node string) uint64 {
+	if st.Shared {
+		return usage[st.ID]
+	}
+	return usage[node+"/"+st.ID]
 }
