@@ -28,17 +28,8 @@ func (s *Simulator) guestOn(c *call, typ string) (*simGuest, int, error) {
 	if g == nil || g.spec.Type != typ || g.node != c.vars["node"] {
 		return nil, -1, errf(http.StatusInternalServerError, "Configuration file '%s' does not exist\n", confPath(c.vars["node"], typ, c.vars["vmid"]))
 	}
-	for i, x := range s.guests {
-		if x == g {
-			return g, i, nil
-		}
-	}
-	return g, -1, nil
-}
-
-func (s *Simulator) guestIndex(g *simGuest) int {
-	i := sort.Search(len(s.guests), func(i int) bool { return s.guests[i].spec.VMID >= g.spec.VMID })
-	return i
+	// s.guests is sorted by vmid.
+	return g, sort.Search(len(s.guests), func(i int) bool { return s.guests[i].spec.VMID >= vmid }), nil
 }
 
 // addPSI adds pressure keys the way each guest type sends them: numbers for VMs, strings for CTs (PVE 9).
