@@ -30,7 +30,9 @@ import (
 )
 
 func main() {
-	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "pve-sim:", err)
 		os.Exit(1)
 	}
@@ -76,7 +78,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	return c, nil
 }
 
-func run(args []string, stdout, stderr io.Writer) error {
+// run serves until ctx ends; it prints the URL and tokens to stdout once it is listening.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	c, err := parseFlags(args, stderr)
 	if err != nil {
 		return err
@@ -116,7 +119,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("listening on %s: %w", c.listen, err)
 	}
-	srv := &http.Server{Handler: sim.Handler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: nil}
+	srv := &http.Server{Handler: sim.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	scheme := "http"
 	if !c.plainHTTP {
 		cert, err := selfSignedCert()
@@ -139,8 +142,6 @@ func run(args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "try: curl %s-H 'Authorization: PVEAPIToken=%s=%s' %s/nodes\n", k, pvesim.AdminTokenID, sim.TokenSecret(), base)
 	fmt.Fprintf(stdout, "admin: %s://%s/_sim/state, /_sim/faults, /_sim/clock\n", scheme, host)
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
