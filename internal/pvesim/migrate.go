@@ -187,9 +187,33 @@ func migrateHandler(typ string) handlerFunc {
 		if typ == "qemu" && g.running && len(s.localVolumes(g)) > 0 && !c.bool("with-local-disks") {
 			return nil, errf(http.StatusInternalServerError, "can't live migrate attached local disks without with-local-disks option\n")
 		}
+		if g.spec.HA != "" {
+			return s.requestHAMigration(g, target, now, c.token).upid, nil
+		}
 		t := s.startMigration(g, target, now, c.token)
 		return t.upid, nil
 	}
+}
+
+// crmDelay is how long the HA stack takes to act on a queued command (CRM and LRM loops run every 10 s).
+const crmDelay = 10 * time.Second
+
+// requestHAMigration answers a migration of an HA-managed guest the way PVE does: an "hamigrate" task only
+// queues the request for the cluster resource manager and ends at once; the CRM then has the source node's
+// LRM start the real qmigrate/vzmigrate task, as root@pam, a few seconds later.
+func (s *Simulator) requestHAMigration(g *simGuest, target string, now time.Time, tok apiToken) *task {
+	vmid := strconv.Itoa(g.spec.VMID)
+	t := s.newTask(g.node, now, "hamigrate", vmid, tok)
+	log := &taskLog{start: t.start}
+	log.lines = append(log.lines, taskLine{text: fmt.Sprintf("Requesting HA migration for VM %s to node %s", vmid, target)})
+	log.wait(time.Second)
+	t.lines, t.duration, t.exit = log.lines, log.at, "OK"
+	t.onSuccess = func(end time.Time) {
+		if g.lock == "" && g.node != target {
+			s.startMigration(g, target, end.Add(crmDelay), apiToken{id: "root@pam"})
+		}
+	}
+	return t
 }
 
 // takeMigrationFault consumes an injected failure for vmid, if any.

@@ -340,3 +340,50 @@ func TestMigratePrecondition(t *testing.T) {
 		t.Errorf("CT precondition %v", lxc.Data)
 	}
 }
+
+// TestHAMigration follows PVE's two steps for an HA-managed guest: the API's hamigrate task only queues the
+// request; the cluster resource manager then runs the real migration as root@pam.
+func TestHAMigration(t *testing.T) {
+	srv := pvesimtest.Start(t)
+	status, body := srv.Do(t, http.MethodPost, "/nodes/pve1/qemu/106/migrate", "target=pve2&online=1")
+	if status != 200 {
+		t.Fatalf("migrate: %d %s", status, body)
+	}
+	var resp struct{ Data string }
+	if err := json.Unmarshal(body, &resp); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(resp.Data, ":hamigrate:106:root@pam!proxbalance:") {
+		t.Fatalf("UPID %q is not an hamigrate task", resp.Data)
+	}
+	srv.Clock.Advance(2 * time.Second)
+	st, lines := taskOf(t, srv, resp.Data)
+	if st.ExitStatus != "OK" || lines[0] != "Requesting HA migration for VM 106 to node pve2" {
+		t.Fatalf("hamigrate %+v %q", st, lines)
+	}
+	if node, _, _ := srv.Sim.GuestNode(106); node != "pve1" {
+		t.Fatalf("guest moved before the CRM acted")
+	}
+	srv.Clock.Advance(15 * time.Second)
+	var tasks struct{ Data []map[string]any }
+	getJSON(t, srv, "/cluster/tasks", &tasks)
+	var crm string
+	for _, e := range tasks.Data {
+		if e["type"] == "qmigrate" && e["id"] == "106" {
+			crm, _ = e["upid"].(string)
+			if e["user"] != "root@pam" || e["tokenid"] != nil || e["status"] != nil {
+				t.Errorf("CRM task entry %v", e)
+			}
+		}
+	}
+	if !strings.HasSuffix(crm, ":qmigrate:106:root@pam:") {
+		t.Fatalf("no running qmigrate task by root@pam in %v", tasks.Data)
+	}
+	srv.Clock.Advance(time.Minute)
+	if st, _ := taskOf(t, srv, crm); st.ExitStatus != "OK" {
+		t.Errorf("CRM migration %+v", st)
+	}
+	if node, lock, _ := srv.Sim.GuestNode(106); node != "pve2" || lock != "" {
+		t.Errorf("guest on %s lock %q after HA migration", node, lock)
+	}
+}

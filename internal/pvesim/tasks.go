@@ -39,7 +39,7 @@ type taskLine struct {
 // upidRE matches PVE's UPID encoding.
 var upidRE = regexp.MustCompile(`^UPID:([a-zA-Z0-9]([a-zA-Z0-9\-]*[a-zA-Z0-9])?):([0-9A-F]{8}):([0-9A-F]{8,9}):([0-9A-F]{8}):([^:\s]+):([^:\s]*):([^:\s]+):$`)
 
-// newTask registers a running task on node started now by the token.
+// newTask registers a task on node started at now by the token (a user without "!" for root@pam's own).
 func (s *Simulator) newTask(node string, now time.Time, typ, id string, tok apiToken) *task {
 	n := s.nodeByName[node]
 	s.taskSeq++
@@ -58,29 +58,36 @@ func (s *Simulator) newTask(node string, now time.Time, typ, id string, tok apiT
 func (t *task) end() time.Time { return t.start.Add(t.duration) }
 
 // settle finishes every task whose end has passed, oldest end first, and applies its effect. Callers hold s.mu.
+// A finished task may start another (an HA migration request starts the CRM's migration), so it repeats
+// until nothing is due.
 func (s *Simulator) settle(now time.Time) {
-	var due []*task
-	for _, t := range s.tasks {
-		if !t.done && !now.Before(t.end()) {
-			due = append(due, t)
-		}
-	}
-	if len(due) == 0 {
-		return
-	}
-	sort.SliceStable(due, func(i, j int) bool { return due[i].end().Before(due[j].end()) })
-	for _, t := range due {
-		t.done = true
-		if t.exit == "OK" {
-			if t.onSuccess != nil {
-				t.onSuccess(t.end())
+	for {
+		var due []*task
+		for _, t := range s.tasks {
+			if !t.done && !now.Before(t.end()) {
+				due = append(due, t)
 			}
-		} else if t.onFailure != nil {
-			t.onFailure(t.end())
 		}
+		if len(due) == 0 {
+			return
+		}
+		sort.SliceStable(due, func(i, j int) bool { return due[i].end().Before(due[j].end()) })
+		for _, t := range due {
+			t.done = true
+			if t.exit == "OK" {
+				if t.onSuccess != nil {
+					t.onSuccess(t.end())
+				}
+			} else if t.onFailure != nil {
+				t.onFailure(t.end())
+			}
+		}
+		s.changed()
 	}
-	s.changed()
 }
+
+// started says whether t has begun by now; the CRM's tasks are planned a few seconds ahead.
+func (t *task) started(now time.Time) bool { return !t.start.After(now) }
 
 // visibleLines are the log lines written by now, with the final TASK line once the task is done.
 func (t *task) visibleLines(now time.Time) []string {
@@ -118,9 +125,9 @@ func (t *task) entry(withPstart bool) obj {
 }
 
 // getClusterTasks lists recent tasks of all nodes: running ones first, then finished ones, newest first.
-func (s *Simulator) getClusterTasks(_ *call, _ time.Time) (any, error) {
+func (s *Simulator) getClusterTasks(_ *call, now time.Time) (any, error) {
 	out := []obj{}
-	ordered := s.tasksNewestFirst()
+	ordered := s.tasksNewestFirst(now)
 	for _, t := range ordered {
 		if !t.done {
 			e := t.entry(false)
@@ -138,20 +145,24 @@ func (s *Simulator) getClusterTasks(_ *call, _ time.Time) (any, error) {
 	return out, nil
 }
 
-func (s *Simulator) tasksNewestFirst() []*task {
-	out := make([]*task, len(s.tasks))
-	for i, t := range s.tasks {
-		out[len(s.tasks)-1-i] = t
+// tasksNewestFirst lists the tasks that have started by now, newest first.
+func (s *Simulator) tasksNewestFirst(now time.Time) []*task {
+	out := make([]*task, 0, len(s.tasks))
+	for i := len(s.tasks) - 1; i >= 0; i-- {
+		if s.tasks[i].started(now) {
+			out = append(out, s.tasks[i])
+		}
 	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].start.After(out[j].start) })
 	return out
 }
 
-func (s *Simulator) getNodeTasks(c *call, _ time.Time) (any, error) {
+func (s *Simulator) getNodeTasks(c *call, now time.Time) (any, error) {
 	node := c.vars["node"]
 	start, limit := c.int("start", 0), c.int("limit", 50)
 	out := []obj{}
 	skipped := 0
-	for _, t := range s.tasksNewestFirst() {
+	for _, t := range s.tasksNewestFirst(now) {
 		if t.node != node {
 			continue
 		}
@@ -179,20 +190,20 @@ func (s *Simulator) getNodeTasks(c *call, _ time.Time) (any, error) {
 	return out, nil
 }
 
-func (s *Simulator) findTask(c *call) (*task, error) {
+func (s *Simulator) findTask(c *call, now time.Time) (*task, error) {
 	upid := c.vars["upid"]
 	if !upidRE.MatchString(upid) {
 		return nil, paramError(map[string]string{"upid": "unable to parse worker upid '" + upid + "'"})
 	}
 	t := s.taskByUPID[upid]
-	if t == nil || t.node != c.vars["node"] {
+	if t == nil || t.node != c.vars["node"] || !t.started(now) {
 		return nil, errf(http.StatusInternalServerError, "task '%s' does not exist\n", upid)
 	}
 	return t, nil
 }
 
-func (s *Simulator) getTaskStatus(c *call, _ time.Time) (any, error) {
-	t, err := s.findTask(c)
+func (s *Simulator) getTaskStatus(c *call, now time.Time) (any, error) {
+	t, err := s.findTask(c, now)
 	if err != nil {
 		return nil, err
 	}
@@ -209,7 +220,7 @@ func (s *Simulator) getTaskStatus(c *call, _ time.Time) (any, error) {
 }
 
 func (s *Simulator) getTaskLog(c *call, now time.Time) (any, error) {
-	t, err := s.findTask(c)
+	t, err := s.findTask(c, now)
 	if err != nil {
 		return nil, err
 	}
