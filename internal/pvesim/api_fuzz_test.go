@@ -56,3 +56,23 @@ func FuzzAPIRequest(f *testing.F) {
 		}
 	})
 }
+
+// FuzzAppendJSONString checks the hand-written string quoting against encoding/json's decoder.
+func FuzzAppendJSONString(f *testing.F) {
+	for _, s := range []string{"", "pve1", `a"b\c`, "tab\there", "\x00\x1f", "ünï", "\xff\xfe"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		b := appendJSONString(nil, s)
+		var got string
+		if err := json.Unmarshal(b, &got); err != nil {
+			t.Fatalf("%q quoted as invalid JSON %s: %v", s, b, err)
+		}
+		want, _ := json.Marshal(s)
+		var wantS string
+		_ = json.Unmarshal(want, &wantS)
+		if got != wantS {
+			t.Fatalf("%q round-trips to %q, encoding/json to %q", s, got, wantS)
+		}
+	})
+}

@@ -3,7 +3,6 @@ package pvesim
 import (
 	"crypto/sha1"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"sort"
 	"strconv"
@@ -44,125 +43,66 @@ func (s *Simulator) getClusterStatus(_ *call, _ time.Time) (any, error) {
 	return out, nil
 }
 
-// Resource entries, as structs: /cluster/resources is the one large answer, and struct encoding is cheaper
-// than maps.
-type resGuest struct {
-	ID        string  `json:"id"`
-	Type      string  `json:"type"`
-	VMID      int     `json:"vmid"`
-	Name      string  `json:"name"`
-	Node      string  `json:"node"`
-	Status    string  `json:"status"`
-	CPU       float64 `json:"cpu"`
-	MaxCPU    int     `json:"maxcpu"`
-	Mem       uint64  `json:"mem"`
-	MaxMem    uint64  `json:"maxmem"`
-	MemHost   *uint64 `json:"memhost,omitempty"`
-	Disk      uint64  `json:"disk"`
-	MaxDisk   uint64  `json:"maxdisk"`
-	DiskRead  uint64  `json:"diskread"`
-	DiskWrite uint64  `json:"diskwrite"`
-	NetIn     uint64  `json:"netin"`
-	NetOut    uint64  `json:"netout"`
-	Uptime    uint64  `json:"uptime"`
-	Template  int     `json:"template"`
-	Tags      string  `json:"tags,omitempty"`
-	Lock      string  `json:"lock,omitempty"`
-	HAState   string  `json:"hastate,omitempty"`
-	Pool      string  `json:"pool,omitempty"`
-}
-
-type resNode struct {
-	ID         string  `json:"id"`
-	Type       string  `json:"type"`
-	Node       string  `json:"node"`
-	Status     string  `json:"status"`
-	CPU        float64 `json:"cpu"`
-	MaxCPU     int     `json:"maxcpu"`
-	Mem        uint64  `json:"mem"`
-	MaxMem     uint64  `json:"maxmem"`
-	Disk       uint64  `json:"disk"`
-	MaxDisk    uint64  `json:"maxdisk"`
-	Uptime     uint64  `json:"uptime"`
-	Level      string  `json:"level"`
-	CgroupMode int     `json:"cgroup-mode"`
-}
-
-// resNodeOffline is what PVE still knows about a node it cannot reach.
-type resNodeOffline struct {
-	ID     string `json:"id"`
-	Type   string `json:"type"`
-	Node   string `json:"node"`
-	Status string `json:"status"`
-	Level  string `json:"level"`
-	MaxCPU int    `json:"maxcpu"`
-	MaxMem uint64 `json:"maxmem"`
-}
-
-type resStorage struct {
-	ID         string `json:"id"`
-	Type       string `json:"type"`
-	Storage    string `json:"storage"`
-	Node       string `json:"node"`
-	Status     string `json:"status"`
-	PluginType string `json:"plugintype"`
-	Shared     int    `json:"shared"`
-	Content    string `json:"content"`
-	Disk       uint64 `json:"disk"`
-	MaxDisk    uint64 `json:"maxdisk"`
-}
-
-type resKeyed struct {
-	ID     string `json:"id"`
-	Type   string `json:"type"`
-	Pool   string `json:"pool,omitempty"`
-	SDN    string `json:"sdn,omitempty"`
-	Node   string `json:"node,omitempty"`
-	Status string `json:"status,omitempty"`
-}
-
 type resourcesKey struct {
 	at  time.Time
 	gen uint64
 }
 
+// getClusterResources answers /cluster/resources. It is the one large answer (5,000 guests in the large
+// scenario), so it is written by hand into one buffer and cached per stats tick, state generation and filter:
+// PVE itself only refreshes these numbers every 10 s.
 func (s *Simulator) getClusterResources(c *call, now time.Time) (any, error) {
 	filter := c.params["type"]
 	key := resourcesKey{at: statsTime(now), gen: s.generation}
 	if s.resCacheAt != key || s.resCache == nil {
 		s.resCache, s.resCacheAt = map[string][]byte{}, key
 	}
-	if b, ok := s.resCache[filter]; ok {
-		return jsonBody(b), nil
+	b, ok := s.resCache[filter]
+	if !ok {
+		// About 350 bytes per guest entry and 250 per node, storage or zone entry.
+		size := 350*len(s.guests) + 250*len(s.nodes)*(2+len(s.storages)) + 4096
+		b = s.appendResources(make([]byte, 0, size), filter, now)
+		s.resCache[filter] = b
 	}
-	b, err := json.Marshal(s.resources(filter, now))
-	if err != nil {
-		return nil, fmt.Errorf("encoding resources: %w", err)
-	}
-	s.resCache[filter] = b
 	return jsonBody(b), nil
 }
 
-func (s *Simulator) resources(filter string, now time.Time) []any {
+// appendResources writes the JSON array of resources: guests, nodes, storages, pools, SDN zones.
+func (s *Simulator) appendResources(buf []byte, filter string, now time.Time) []byte {
 	snap := s.snapshotAt(now)
-	out := make([]any, 0, len(s.guests)+len(s.nodes)*(1+len(s.storages)))
+	w := jsonWriter{b: append(buf, '[')}
 	if filter == "" || filter == "vm" {
 		for i, g := range s.guests {
-			out = append(out, s.resourceGuest(g, &snap.guests[i]))
+			s.writeResourceGuest(&w, g, &snap.guests[i])
 		}
 	}
 	if filter == "" || filter == "node" {
 		for i, n := range s.nodes {
 			ns := &snap.nodes[i]
+			w.open()
+			w.str("id", "node/"+n.spec.Name)
+			w.str("type", "node")
+			w.str("node", n.spec.Name)
 			if !ns.online {
-				out = append(out, resNodeOffline{ID: "node/" + n.spec.Name, Type: "node", Node: n.spec.Name, Status: "offline", MaxCPU: n.spec.CPUs, MaxMem: uint64(n.spec.Memory)})
+				// What PVE still knows about a node it cannot reach.
+				w.str("status", "offline")
+				w.str("level", "")
+				w.int("maxcpu", n.spec.CPUs)
+				w.uint("maxmem", uint64(n.spec.Memory))
+				w.close()
 				continue
 			}
-			out = append(out, resNode{
-				ID: "node/" + n.spec.Name, Type: "node", Node: n.spec.Name, Status: "online", CPU: round(ns.cpu, 6),
-				MaxCPU: n.spec.CPUs, Mem: ns.mem, MaxMem: uint64(n.spec.Memory), Disk: ns.rootUsed, MaxDisk: uint64(n.spec.RootFS),
-				Uptime: ns.uptime, CgroupMode: 2,
-			})
+			w.str("status", "online")
+			w.float("cpu", round(ns.cpu, 6))
+			w.int("maxcpu", n.spec.CPUs)
+			w.uint("mem", ns.mem)
+			w.uint("maxmem", uint64(n.spec.Memory))
+			w.uint("disk", ns.rootUsed)
+			w.uint("maxdisk", uint64(n.spec.RootFS))
+			w.uint("uptime", ns.uptime)
+			w.str("level", "")
+			w.int("cgroup-mode", 2)
+			w.close()
 		}
 	}
 	if filter == "" || filter == "storage" {
@@ -172,47 +112,92 @@ func (s *Simulator) resources(filter string, now time.Time) []any {
 				if !n.storages[st.ID] {
 					continue
 				}
-				e := resStorage{ID: "storage/" + n.spec.Name + "/" + st.ID, Type: "storage", Storage: st.ID, Node: n.spec.Name,
-					Status: "available", PluginType: st.Type, Shared: b01(st.Shared), Content: st.Content}
+				w.open()
+				w.str("id", "storage/"+n.spec.Name+"/"+st.ID)
+				w.str("type", "storage")
+				w.str("storage", st.ID)
+				w.str("node", n.spec.Name)
 				if snap.nodes[i].online {
-					e.Disk, e.MaxDisk = s.storageUsed(usage, st, n.spec.Name), uint64(st.Size)
+					w.str("status", "available")
 				} else {
-					e.Status = "unknown"
+					w.str("status", "unknown")
 				}
-				out = append(out, e)
+				w.str("plugintype", st.Type)
+				w.int("shared", b01(st.Shared))
+				w.str("content", st.Content)
+				if snap.nodes[i].online {
+					w.uint("disk", s.storageUsed(usage, st, n.spec.Name))
+					w.uint("maxdisk", uint64(st.Size))
+				}
+				w.close()
 			}
 		}
 	}
 	if filter == "" || filter == "pool" {
 		for _, p := range s.pools() {
-			out = append(out, resKeyed{ID: "/pool/" + p, Type: "pool", Pool: p})
+			w.open()
+			w.str("id", "/pool/"+p)
+			w.str("type", "pool")
+			w.str("pool", p)
+			w.close()
 		}
 	}
 	if filter == "" || filter == "sdn" {
 		for i, n := range s.nodes {
-			st := "ok"
-			if !snap.nodes[i].online {
-				st = "unknown"
+			w.open()
+			w.str("id", "sdn/"+n.spec.Name+"/localnetwork")
+			w.str("type", "sdn")
+			w.str("sdn", "localnetwork")
+			w.str("node", n.spec.Name)
+			if snap.nodes[i].online {
+				w.str("status", "ok")
+			} else {
+				w.str("status", "unknown")
 			}
-			out = append(out, resKeyed{ID: "sdn/" + n.spec.Name + "/localnetwork", Type: "sdn", SDN: "localnetwork", Node: n.spec.Name, Status: st})
+			w.close()
 		}
 	}
-	return out
+	return append(w.b, ']')
 }
 
-func (s *Simulator) resourceGuest(g *simGuest, st *guestStats) resGuest {
-	e := resGuest{
-		ID: g.spec.Type + "/" + strconv.Itoa(g.spec.VMID), Type: g.spec.Type, VMID: g.spec.VMID, Name: g.spec.Name,
-		Node: g.node, Status: st.status, CPU: round(st.cpu, 6), MaxCPU: g.spec.Cores, Mem: st.mem, MaxMem: uint64(g.spec.Memory),
-		Disk: st.disk, MaxDisk: maxDisk(g), DiskRead: st.dread, DiskWrite: st.dwrite, NetIn: st.netin, NetOut: st.netout,
-		Uptime: st.uptime, Template: b01(g.spec.Template), Tags: strings.Join(g.spec.Tags, ";"), Lock: g.lock,
-		HAState: g.spec.HA, Pool: g.spec.Pool,
-	}
+// writeResourceGuest writes a qemu or lxc entry with PVE's keys (PVE/API2Tools.pm extract_vm_stats):
+// template always, tags/lock/hastate/pool only when set, memhost for VMs on PVE 9.
+func (s *Simulator) writeResourceGuest(w *jsonWriter, g *simGuest, st *guestStats) {
+	w.open()
+	w.str("id", g.spec.Type+"/"+strconv.Itoa(g.spec.VMID))
+	w.str("type", g.spec.Type)
+	w.int("vmid", g.spec.VMID)
+	w.str("name", g.spec.Name)
+	w.str("node", g.node)
+	w.str("status", st.status)
+	w.float("cpu", round(st.cpu, 6))
+	w.int("maxcpu", g.spec.Cores)
+	w.uint("mem", st.mem)
+	w.uint("maxmem", uint64(g.spec.Memory))
 	if s.major >= 9 && g.spec.Type == "qemu" {
-		mh := st.memhost
-		e.MemHost = &mh
+		w.uint("memhost", st.memhost)
 	}
-	return e
+	w.uint("disk", st.disk)
+	w.uint("maxdisk", maxDisk(g))
+	w.uint("diskread", st.dread)
+	w.uint("diskwrite", st.dwrite)
+	w.uint("netin", st.netin)
+	w.uint("netout", st.netout)
+	w.uint("uptime", st.uptime)
+	w.int("template", b01(g.spec.Template))
+	if len(g.spec.Tags) > 0 {
+		w.str("tags", strings.Join(g.spec.Tags, ";"))
+	}
+	if g.lock != "" {
+		w.str("lock", g.lock)
+	}
+	if g.spec.HA != "" {
+		w.str("hastate", g.spec.HA)
+	}
+	if g.spec.Pool != "" {
+		w.str("pool", g.spec.Pool)
+	}
+	w.close()
 }
 
 func (s *Simulator) pools() []string {
