@@ -121,7 +121,11 @@ func preconditionHandler(typ string) handlerFunc {
 		}
 		running := b01(g.running)
 		if typ == "lxc" {
-			return obj{"running": running, "allowed-nodes": allowed, "not-allowed-nodes": notAllowed}, nil
+			out := obj{"running": running, "allowed-nodes": allowed, "not-allowed-nodes": notAllowed}
+			if g.spec.HA != "" {
+				out["dependent-ha-resources"] = []string{}
+			}
+			return out, nil
 		}
 		disks := []obj{}
 		for _, v := range s.localVolumes(g) {
@@ -140,6 +144,9 @@ func preconditionHandler(typ string) handlerFunc {
 		}
 		if s.major >= 9 {
 			out["has-dbus-vmstate"] = 1
+			if g.spec.HA != "" {
+				out["dependent-ha-resources"] = []string{}
+			}
 		}
 		return out, nil
 	}

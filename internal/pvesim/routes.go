@@ -50,7 +50,10 @@ func (s *Simulator) routes() []route {
 		r("GET", "/nodes/{node}/tasks/{upid}/status", none, (*Simulator).getTaskStatus),
 		r("GET", "/nodes/{node}/tasks/{upid}/log", schema{"start": {kind: pInt}, "limit": {kind: pInt}, "download": {kind: pBool}}, (*Simulator).getTaskLog),
 	}
-	if s.major >= 9 {
+	// HA groups became rules in PVE 9.
+	if s.major < 9 {
+		routes = append(routes, r("GET", "/cluster/ha/groups", none, func(*Simulator, *call, time.Time) (any, error) { return []obj{}, nil }))
+	} else {
 		routes = append(routes, r("GET", "/cluster/ha/rules", schema{"type": {kind: pEnum, enum: []string{"node-affinity", "resource-affinity"}}, "resource": {}}, func(*Simulator, *call, time.Time) (any, error) { return []obj{}, nil }))
 	}
 	for _, typ := range []string{"qemu", "lxc"} {
