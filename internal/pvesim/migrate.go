@@ -7,6 +7,8 @@ import (
 	"sort"
 	"strconv"
 	"time"
+
+	"github.com/go-kit/log/level"
 )
 
 // localVolume is a guest volume on storage that is not shared, which a migration has to copy.
@@ -305,6 +307,7 @@ func (s *Simulator) startMigration(g *simGuest, target string, now time.Time, to
 		}
 	}
 	s.changed()
+	level.Info(s.logger).Log("msg", "migration started", "upid", t.upid, "vmid", vmid, "source", source, "target", target, "duration", t.duration, "planned_exit", t.exit)
 	return t
 }
 

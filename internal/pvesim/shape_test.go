@@ -193,6 +193,26 @@ func TestIDFormatsAndVersionKeys(t *testing.T) {
 		}
 	}
 
+	var cs struct {
+		Data []map[string]any `json:"data"`
+	}
+	_, body = srv.Do(t, http.MethodGet, "/cluster/status", "")
+	if err := json.Unmarshal(body, &cs); err != nil {
+		t.Fatal(err)
+	}
+	local := 0
+	for i, e := range cs.Data {
+		if (i == 0) != (e["type"] == "cluster") {
+			t.Errorf("cluster/status entry %d has type %v; the cluster entry must come first, once", i, e["type"])
+		}
+		if e["local"] == 1.0 {
+			local++
+		}
+	}
+	if local != 1 {
+		t.Errorf("%d nodes with local: 1, want exactly one", local)
+	}
+
 	var tasks struct {
 		Data []map[string]any `json:"data"`
 	}

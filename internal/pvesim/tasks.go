@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/go-kit/log/level"
 )
 
 // task is a PVE worker task. Its whole course (log lines with their offsets, duration, outcome) is planned
@@ -74,6 +76,7 @@ func (s *Simulator) settle(now time.Time) {
 		sort.SliceStable(due, func(i, j int) bool { return due[i].end().Before(due[j].end()) })
 		for _, t := range due {
 			t.done = true
+			level.Info(s.logger).Log("msg", "task finished", "upid", t.upid, "exitstatus", t.exit)
 			if t.exit == "OK" {
 				if t.onSuccess != nil {
 					t.onSuccess(t.end())
