@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/proxbalance/proxbalance/internal/pvesim"
 	"github.com/proxbalance/proxbalance/internal/pvesim/pvesimtest"
 )
 
@@ -82,19 +81,6 @@ func startMigration(t *testing.T, srv *pvesimtest.Server, node, typ string, vmid
 
 func itoa(i int) string { return strconv.Itoa(i) }
 
-// scenarioVersion is the default scenario with another PVE version profile.
-func scenarioVersion(t *testing.T, version string) *pvesim.Scenario {
-	t.Helper()
-	scn, err := pvesim.Builtin("default")
-	if err != nil {
-		t.Fatal(err)
-	}
-	scn.PVEVersion = version
-	if err := scn.Revalidate(); err != nil {
-		t.Fatal(err)
-	}
-	return scn
-}
 
 func TestShapesMatchTestdata(t *testing.T) {
 	srv, finished, running := migrationFixture(t)
@@ -275,7 +261,7 @@ func TestRRDRowCounts(t *testing.T) {
 		{"8.4.14", "week", 70, 10800},
 	} {
 		t.Run(tc.version+"/"+tc.timeframe, func(t *testing.T) {
-			srv := pvesimtest.Start(t, pvesimtest.WithScenario(scenarioVersion(t, tc.version)))
+			srv := pvesimtest.Start(t, pvesimtest.WithPVEVersion(tc.version))
 			for _, path := range []string{"/nodes/pve1/rrddata", "/nodes/pve1/qemu/100/rrddata", "/nodes/pve5/lxc/500/rrddata", "/nodes/pve3/qemu/302/rrddata"} {
 				var rrd struct {
 					Data []map[string]any `json:"data"`
@@ -303,7 +289,7 @@ func TestRRDRowCounts(t *testing.T) {
 }
 
 func TestPVE8OmitsPVE9Keys(t *testing.T) {
-	srv := pvesimtest.Start(t, pvesimtest.WithScenario(scenarioVersion(t, "8.4.14")))
+	srv := pvesimtest.Start(t, pvesimtest.WithPVEVersion("8.4.14"))
 	for _, tc := range []struct {
 		path   string
 		absent []string

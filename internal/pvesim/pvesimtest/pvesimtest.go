@@ -47,6 +47,7 @@ type Server struct {
 type config struct {
 	scenario *pvesim.Scenario
 	builtin  string
+	version  string
 	plain    bool
 	start    time.Time
 	opts     pvesim.Options
@@ -60,6 +61,10 @@ func WithScenario(s *pvesim.Scenario) Option { return func(c *config) { c.scenar
 
 // WithBuiltin runs a built-in scenario by name ("default", "large").
 func WithBuiltin(name string) Option { return func(c *config) { c.builtin = name } }
+
+// WithPVEVersion runs the scenario under another PVE version profile, e.g. "8.4.14" (no PSI, memhost or
+// memory.available; 70-row RRD hours).
+func WithPVEVersion(v string) Option { return func(c *config) { c.version = v } }
 
 // WithPlainHTTP serves HTTP instead of HTTPS.
 func WithPlainHTTP() Option { return func(c *config) { c.plain = true } }
@@ -85,6 +90,14 @@ func Start(t testing.TB, opts ...Option) *Server {
 		if scn, err = pvesim.Builtin(cfg.builtin); err != nil {
 			t.Fatalf("pvesimtest: %v", err)
 		}
+	}
+	if cfg.version != "" {
+		copied := *scn
+		copied.PVEVersion = cfg.version
+		if err := copied.Revalidate(); err != nil {
+			t.Fatalf("pvesimtest: %v", err)
+		}
+		scn = &copied
 	}
 	clock := pvesim.NewManualClock(cfg.start)
 	o := cfg.opts
