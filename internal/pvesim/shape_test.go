@@ -81,7 +81,6 @@ func startMigration(t *testing.T, srv *pvesimtest.Server, node, typ string, vmid
 
 func itoa(i int) string { return strconv.Itoa(i) }
 
-
 func TestShapesMatchTestdata(t *testing.T) {
 	srv, finished, running := migrationFixture(t)
 	node1 := strings.Split(finished, ":")[1]
