@@ -255,3 +255,21 @@ faults: {latency: 1ms, node_latency: {a: 2ms}, error_rate: 0.1, fail_migrations:
 		_ = sim.State()
 	})
 }
+
+func TestNewWithGoBuiltScenario(t *testing.T) {
+	scn := &Scenario{
+		Nodes:  []NodeSpec{{Name: "a"}, {Name: "b"}},
+		Guests: []GuestSpec{{VMID: 100, Node: "a"}, {VMID: 101, Node: "b", Type: "lxc"}},
+	}
+	sim, err := New(scn, Options{Clock: NewManualClock(time.Date(2026, 1, 5, 0, 0, 0, 0, time.UTC))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := sim.State()
+	if len(st.Guests) != 2 || st.Guests[0].Status != "running" || st.Guests[0].Mem == 0 {
+		t.Errorf("state %+v", st)
+	}
+	if _, err := New(&Scenario{Guests: []GuestSpec{{VMID: 100, Node: "x"}}}, Options{}); err == nil {
+		t.Error("scenario without nodes accepted")
+	}
+}

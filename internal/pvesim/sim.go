@@ -103,10 +103,15 @@ type simGuest struct {
 	history []placement
 }
 
-// New builds a simulator from a validated scenario (ParseScenario, LoadScenario or Builtin).
+// New builds a simulator from a scenario (ParseScenario, LoadScenario, Builtin, or built in Go: New applies
+// the defaults to unset fields and validates it).
 func New(scn *Scenario, opts Options) (*Simulator, error) {
-	if scn == nil || len(scn.Nodes) == 0 {
-		return nil, fmt.Errorf("scenario has no nodes")
+	if scn == nil {
+		return nil, fmt.Errorf("no scenario")
+	}
+	scn.applyDefaults()
+	if err := scn.Revalidate(); err != nil {
+		return nil, fmt.Errorf("invalid scenario: %w", err)
 	}
 	clock := opts.Clock
 	epoch := scn.startTime
