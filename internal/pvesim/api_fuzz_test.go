@@ -34,6 +34,9 @@ func FuzzAPIRequest(f *testing.F) {
 		if !strings.HasPrefix(target, "/") {
 			target = "/" + target
 		}
+		if strings.HasPrefix(target, "/_sim") {
+			return // FuzzAdminFaults covers the admin API; a fuzzed one-hour latency fault would stall this target
+		}
 		req, err := http.NewRequest(method, "http://sim"+target, strings.NewReader(body))
 		if err != nil {
 			return // not a request a client could send
@@ -73,6 +76,42 @@ func FuzzAppendJSONString(f *testing.F) {
 		_ = json.Unmarshal(want, &wantS)
 		if got != wantS {
 			t.Fatalf("%q round-trips to %q, encoding/json to %q", s, got, wantS)
+		}
+	})
+}
+
+// FuzzAdminFaults sends arbitrary JSON to PUT /_sim/faults: the answer is 200 with the faults stored, or a 400
+// that changed nothing.
+func FuzzAdminFaults(f *testing.F) {
+	f.Add(`{"latency":"5ms","node_latency":{"pve2":"1s"},"error_rate":0.2,"offline_nodes":["pve3"],"forbidden_nodes":["pve4"],"no_quorum":true,"fail_migrations":[{"vmid":100},{"vmid":0}]}`)
+	f.Add(`{"latency":"-1s"}`)
+	f.Add(`{"error_rate":2}`)
+	f.Add(`{"offline_nodes":["nope"]}`)
+	f.Add(`{"fail_migrations":[{"vmid":5}]}`)
+	f.Add(`[]`)
+	scn, err := Builtin("default")
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, body string) {
+		sim, err := New(scn, Options{Clock: NewManualClock(time.Date(2026, 1, 5, 0, 0, 0, 0, time.UTC))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec := httptest.NewRecorder()
+		sim.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodPut, "/_sim/faults", strings.NewReader(body)))
+		switch rec.Code {
+		case http.StatusOK:
+			var echoed Faults
+			if err := json.Unmarshal(rec.Body.Bytes(), &echoed); err != nil {
+				t.Fatalf("200 with undecodable faults %q: %v", rec.Body.String(), err)
+			}
+		case http.StatusBadRequest:
+			if f := sim.Faults(); f.NoQuorum || f.ErrorRate != 0 || len(f.OfflineNodes) > 0 || f.Latency != 0 {
+				t.Fatalf("rejected faults were applied: %+v", f)
+			}
+		default:
+			t.Fatalf("status %d for %q", rec.Code, body)
 		}
 	})
 }
