@@ -1,6 +1,7 @@
 package pvesim
 
 import (
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -271,5 +272,25 @@ func TestNewWithGoBuiltScenario(t *testing.T) {
 	}
 	if _, err := New(&Scenario{Guests: []GuestSpec{{VMID: 100, Node: "x"}}}, Options{}); err == nil {
 		t.Error("scenario without nodes accepted")
+	}
+}
+
+// TestDocsExampleScenario keeps the scenario example in docs/pve-sim.md valid.
+func TestDocsExampleScenario(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/pve-sim.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(doc), "```yaml\n")
+	example, _, ok2 := strings.Cut(rest, "```")
+	if !ok || !ok2 {
+		t.Fatal("no yaml example in docs/pve-sim.md")
+	}
+	s, err := ParseScenario([]byte(example), "docs/pve-sim.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(s.Guests) != 2 || s.Guests[1].Mounts[1].Size != 8*GiB {
+		t.Errorf("example parsed as %+v", s.Guests)
 	}
 }
