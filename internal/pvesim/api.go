@@ -89,8 +89,8 @@ type route struct {
 	method  string
 	pattern []string
 	schema  schema
-	// write routes need the admin token and quorum.
-	write  bool
+	// privilege, when set, is what a write needs: "/vms/{vmid}:VM.Migrate"; only the admin token has it.
+	privilege string
 	handle handlerFunc
 }
 
@@ -179,10 +179,12 @@ func (s *Simulator) dispatch(rt *route, c *call) (any, error) {
 			return nil, errf(http.StatusForbidden, "Permission check failed (/nodes/%s, Sys.Audit)\n", node)
 		}
 	}
-	if rt.write {
-		if !c.token.admin {
-			return nil, errf(http.StatusForbidden, "Permission check failed (/vms/%s, VM.Migrate)\n", c.vars["vmid"])
+	if rt.privilege != "" && !c.token.admin {
+		path, priv, _ := strings.Cut(rt.privilege, ":")
+		for k, v := range c.vars {
+			path = strings.ReplaceAll(path, "{"+k+"}", v)
 		}
+		return nil, errf(http.StatusForbidden, "Permission check failed (%s, %s)\n", path, priv)
 	}
 	return rt.handle(s, c, now)
 }

@@ -387,3 +387,24 @@ func TestHAMigration(t *testing.T) {
 		t.Errorf("guest on %s lock %q after HA migration", node, lock)
 	}
 }
+
+func TestStopMigrationTask(t *testing.T) {
+	srv := pvesimtest.Start(t)
+	upid := startMigration(t, srv, "pve2", "qemu", 203, "target=pve3&online=1")
+	srv.Clock.Advance(5 * time.Second)
+	if status, body := srv.DoAuth(t, srv.AuditAuthHeader(), http.MethodDelete, "/nodes/pve2/tasks/"+upid, ""); status != 403 ||
+		!strings.Contains(string(body), "Permission check failed (/nodes/pve2, Sys.Modify)") {
+		t.Errorf("audit token stopped a task: %d %s", status, body)
+	}
+	if status, body := srv.Do(t, http.MethodDelete, "/nodes/pve2/tasks/"+upid, ""); status != 200 || string(body) != "{\"data\":null}\n" {
+		t.Fatalf("DELETE task: %d %s", status, body)
+	}
+	st, lines := taskOf(t, srv, upid)
+	if st.Status != "stopped" || st.ExitStatus != "migration aborted" || !strings.Contains(lines[len(lines)-2], "interrupted by signal") {
+		t.Errorf("stopped task %+v, log ends %q", st, lines[len(lines)-2:])
+	}
+	srv.Clock.Advance(time.Hour)
+	if node, lock, _ := srv.Sim.GuestNode(203); node != "pve2" || lock != "" {
+		t.Errorf("guest on %s lock %q after a stopped migration", node, lock)
+	}
+}

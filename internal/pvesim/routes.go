@@ -20,6 +20,8 @@ func (s *Simulator) routes() []route {
 	}
 	rrd := schema{"timeframe": {kind: pEnum, required: true, enum: tf}, "cf": {kind: pEnum, enum: rrdCFs}}
 	none := schema{}
+	stopTask := route{method: "DELETE", pattern: []string{"nodes", "{node}", "tasks", "{upid}"}, schema: none,
+		privilege: "/nodes/{node}:Sys.Modify", handle: (*Simulator).deleteTask}
 	r := func(method, path string, sc schema, h handlerFunc) route {
 		return route{method: method, pattern: strings.Split(strings.TrimPrefix(path, "/"), "/"), schema: sc, handle: h}
 	}
@@ -48,6 +50,7 @@ func (s *Simulator) routes() []route {
 			"start": {kind: pInt}, "statusfilter": {}, "typefilter": {}, "userfilter": {}, "vmid": {kind: pInt},
 		}, (*Simulator).getNodeTasks),
 		r("GET", "/nodes/{node}/tasks/{upid}/status", none, (*Simulator).getTaskStatus),
+		stopTask,
 		r("GET", "/nodes/{node}/tasks/{upid}/log", schema{"start": {kind: pInt}, "limit": {kind: pInt}, "download": {kind: pBool}}, (*Simulator).getTaskLog),
 	}
 	// HA groups became rules in PVE 9.
@@ -75,7 +78,7 @@ func (s *Simulator) routes() []route {
 			migrate["target-storage"] = paramSpec{}
 		}
 		post := r("POST", base+"/migrate", migrate, migrateHandler(typ))
-		post.write = true
+		post.privilege = "/vms/{vmid}:VM.Migrate"
 		routes = append(routes, post)
 		// The CT precondition call exists from PVE 9.0 only.
 		if typ == "qemu" || s.major >= 9 {

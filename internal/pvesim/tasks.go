@@ -239,6 +239,30 @@ func (s *Simulator) getTaskLog(c *call, now time.Time) (any, error) {
 	return withTotal{data: out, total: len(lines)}, nil
 }
 
+// deleteTask stops a running task like PVE's DELETE /nodes/{node}/tasks/{upid}: the worker gets SIGTERM, a
+// migration aborts ("interrupted by signal") and its guest stays where it was.
+func (s *Simulator) deleteTask(c *call, now time.Time) (any, error) {
+	t, err := s.findTask(c, now)
+	if err != nil {
+		return nil, err
+	}
+	if t.done {
+		return nil, nil
+	}
+	var kept []taskLine
+	for _, l := range t.lines {
+		if !t.start.Add(l.at).After(now) {
+			kept = append(kept, l)
+		}
+	}
+	log := &taskLog{start: t.start, at: now.Sub(t.start), lines: kept}
+	log.add("received interrupt")
+	log.add("ERROR: migration aborted (duration %s): interrupted by signal", formatDuration(log.at))
+	t.lines, t.duration, t.exit = log.lines, log.at, "migration aborted"
+	s.settle(now)
+	return nil, nil
+}
+
 // taskLog builds a task's planned log; lines carry PVE's "YYYY-MM-DD HH:MM:SS " prefix of migration logs.
 type taskLog struct {
 	start time.Time
