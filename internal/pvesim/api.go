@@ -91,7 +91,7 @@ type route struct {
 	schema  schema
 	// privilege, when set, is what a write needs: "/vms/{vmid}:VM.Migrate"; only the admin token has it.
 	privilege string
-	handle handlerFunc
+	handle    handlerFunc
 }
 
 // Handler serves the PVE API under /api2/json and the simulator's admin API under /_sim/.
