@@ -57,11 +57,9 @@ type schema map[string]paramSpec
 
 // call is one API request after routing, authentication and parameter checks.
 type call struct {
-	r      *http.Request
 	vars   map[string]string
 	params map[string]string
 	token  apiToken
-	path   string
 }
 
 func (c *call) bool(name string) bool { return parseBool(c.params[name]) }
@@ -153,7 +151,7 @@ func (s *Simulator) serveAPI(w http.ResponseWriter, r *http.Request, routes []ro
 		writeError(w, perr)
 		return
 	}
-	c := &call{r: r, vars: vars, params: params, token: tok, path: path}
+	c := &call{vars: vars, params: params, token: tok}
 	data, err := s.dispatch(rt, c)
 	level.Debug(s.logger).Log("msg", "api", "method", r.Method, "path", path, "err", err)
 	if err != nil {

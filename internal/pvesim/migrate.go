@@ -6,6 +6,7 @@ import (
 	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/go-kit/log/level"
@@ -272,7 +273,7 @@ func (s *Simulator) startMigration(g *simGuest, target string, now time.Time, to
 	case len(s.missingStorages(g, target)) > 0:
 		abort(fmt.Sprintf("storage '%s' is not available on node '%s'", s.missingStorages(g, target)[0], target))
 	case g.spec.Type == "qemu" && len(localResources(g)) > 0:
-		abort("can't migrate VM which uses local devices: " + joinComma(localResources(g)))
+		abort("can't migrate VM which uses local devices: " + strings.Join(localResources(g), ", "))
 	case g.spec.Type == "lxc" && len(unsharedBinds(g)) > 0:
 		abort(fmt.Sprintf("cannot migrate local bind mount point '%s'", unsharedBinds(g)[0]))
 	case g.spec.Type == "qemu" && g.running:
@@ -309,17 +310,6 @@ func (s *Simulator) startMigration(g *simGuest, target string, now time.Time, to
 	s.changed()
 	level.Info(s.logger).Log("msg", "migration started", "upid", t.upid, "vmid", vmid, "source", source, "target", target, "duration", t.duration, "planned_exit", t.exit)
 	return t
-}
-
-func joinComma(list []string) string {
-	out := ""
-	for i, v := range list {
-		if i > 0 {
-			out += ", "
-		}
-		out += v
-	}
-	return out
 }
 
 // progressStep spaces progress lines: one per simulated second like QEMU, but at most about 300 per phase.
