@@ -192,7 +192,11 @@ func (s *Simulator) writeResourceGuest(w *jsonWriter, g *simGuest, st *guestStat
 		w.str("lock", g.lock)
 	}
 	if g.spec.HA != "" {
-		w.str("hastate", g.spec.HA)
+		state := g.spec.HA
+		if g.lock == "migrate" {
+			state = "migrate" // the CRM's state while it moves the service
+		}
+		w.str("hastate", state)
 	}
 	if g.spec.Pool != "" {
 		w.str("pool", g.spec.Pool)

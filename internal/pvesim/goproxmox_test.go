@@ -42,9 +42,15 @@ func TestGoProxmoxClient(t *testing.T) {
 	if err != nil || len(vmsOnly) != 61 {
 		t.Errorf("Resources(vm): %d entries, %v", len(vmsOnly), err)
 	}
+	// Before any migration: each node's boot "startall" and last night's backup job, all finished.
 	tasks, err := cl.Tasks(ctx)
-	if err != nil || len(tasks) != 0 {
+	if err != nil || len(tasks) != 10 {
 		t.Errorf("Tasks before any migration: %d, %v", len(tasks), err)
+	}
+	for _, task := range tasks {
+		if (task.Type != "startall" && task.Type != "vzdump") || task.EndTime.IsZero() || task.User != "root@pam" {
+			t.Errorf("history task %+v", task)
+		}
 	}
 
 	nodes, err := c.Nodes(ctx)

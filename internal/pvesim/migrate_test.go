@@ -365,6 +365,9 @@ func TestHAMigration(t *testing.T) {
 		t.Fatalf("guest moved before the CRM acted")
 	}
 	srv.Clock.Advance(15 * time.Second)
+	if _, body := srv.Do(t, http.MethodGet, "/cluster/resources?type=vm", ""); !strings.Contains(string(body), `"lock":"migrate","hastate":"migrate"`) {
+		t.Errorf("HA guest not shown migrating in resources")
+	}
 	var tasks struct{ Data []map[string]any }
 	getJSON(t, srv, "/cluster/tasks", &tasks)
 	var crm string

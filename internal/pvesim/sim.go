@@ -193,6 +193,7 @@ func New(scn *Scenario, opts Options) (*Simulator, error) {
 		s.guestByID[gs.VMID] = g
 	}
 	sort.Slice(s.guests, func(i, j int) bool { return s.guests[i].spec.VMID < s.guests[j].spec.VMID })
+	s.seedTaskHistory()
 	return s, nil
 }
 

@@ -239,6 +239,60 @@ func (s *Simulator) getTaskLog(c *call, now time.Time) (any, error) {
 	return withTotal{data: out, total: len(lines)}, nil
 }
 
+// seedTaskHistory gives the cluster the finished tasks a real one has before the simulation starts: each
+// node's "startall" at boot and last night's backup job of its guests (vzdump to the first storage that
+// holds backups).
+func (s *Simulator) seedTaskHistory() {
+	root := apiToken{id: "root@pam"}
+	backupStorage := ""
+	for _, st := range s.scn.Storages {
+		if hasContent(st.Content, "backup") {
+			backupStorage = st.ID
+			break
+		}
+	}
+	night := s.epoch.Add(-24 * time.Hour).Truncate(24 * time.Hour).Add(time.Hour)
+	for _, n := range s.nodes {
+		name := n.spec.Name
+		t := s.newTask(name, n.boot.Add(45*time.Second), "startall", "", root)
+		log := &taskLog{start: t.start}
+		for _, g := range s.guests {
+			if g.node == name && g.spec.Onboot {
+				log.lines = append(log.lines, taskLine{at: log.at, text: fmt.Sprintf("Starting VM %d", g.spec.VMID)})
+				log.wait(2 * time.Second)
+			}
+		}
+		t.lines, t.duration, t.exit, t.done = log.lines, log.at, "OK", true
+
+		if backupStorage == "" || !night.After(n.boot) {
+			continue
+		}
+		var vmids []string
+		for _, g := range s.guests {
+			if g.node == name && !g.spec.Template {
+				vmids = append(vmids, strconv.Itoa(g.spec.VMID))
+			}
+		}
+		if len(vmids) == 0 {
+			continue
+		}
+		t = s.newTask(name, night, "vzdump", "", root)
+		log = &taskLog{start: t.start}
+		add := func(format string, args ...any) {
+			log.lines = append(log.lines, taskLine{at: log.at, text: fmt.Sprintf(format, args...)})
+		}
+		add("INFO: starting new backup job: vzdump %s --storage %s --mode snapshot --compress zstd --node %s --quiet 1", strings.Join(vmids, " "), backupStorage, name)
+		for _, id := range vmids {
+			add("INFO: Starting Backup of VM %s", id)
+			log.wait(80 * time.Second)
+			add("INFO: Finished Backup of VM %s (00:01:20)", id)
+		}
+		add("INFO: Backup job finished successfully")
+		t.lines, t.duration, t.exit, t.done = log.lines, log.at, "OK", true
+	}
+	sort.SliceStable(s.tasks, func(i, j int) bool { return s.tasks[i].start.Before(s.tasks[j].start) })
+}
+
 // deleteTask stops a running task like PVE's DELETE /nodes/{node}/tasks/{upid}: the worker gets SIGTERM, a
 // migration aborts ("interrupted by signal") and its guest stays where it was.
 func (s *Simulator) deleteTask(c *call, now time.Time) (any, error) {
