@@ -191,8 +191,9 @@ func (w *walker) walk() error {
 			default:
 				w.names = append(w.names, t.text)
 				if w.peek(tokLBrace) {
+					open := w.toks[w.i].pos
 					w.i++
-					if _, err := w.matchers(t.pos); err != nil {
+					if _, err := w.matchers(open); err != nil {
 						return err
 					}
 				}
