@@ -51,6 +51,10 @@ type token struct {
 	pos  int    // byte offset in the expression
 }
 
+var punctuation = map[byte]tokenKind{
+	'(': tokLParen, ')': tokRParen, '{': tokLBrace, '}': tokRBrace, '[': tokLBracket, ']': tokRBracket, ',': tokComma,
+}
+
 // keywords are PromQL words that are never metric names (the lexer matches them case-insensitively).
 var keywords = map[string]bool{
 	"and": true, "or": true, "unless": true, "atan2": true, "bool": true, "offset": true,
@@ -109,28 +113,18 @@ func lex(s string) ([]token, error) {
 			}
 			toks = append(toks, token{kind: tokIdent, text: s[start:i], pos: start})
 		default:
-			kind, n := tokOther, 1
+			kind, ok := punctuation[c]
+			n := 1
 			switch {
-			case c == '(':
-				kind = tokLParen
-			case c == ')':
-				kind = tokRParen
-			case c == '{':
-				kind = tokLBrace
-			case c == '}':
-				kind = tokRBrace
-			case c == '[':
-				kind = tokLBracket
-			case c == ']':
-				kind = tokRBracket
-			case c == ',':
-				kind = tokComma
+			case ok:
 			case strings.HasPrefix(s[i:], "=="), strings.HasPrefix(s[i:], "<="), strings.HasPrefix(s[i:], ">="):
-				n = 2
+				kind, n = tokOther, 2
 			case strings.HasPrefix(s[i:], "=~"), strings.HasPrefix(s[i:], "!~"), strings.HasPrefix(s[i:], "!="):
 				kind, n = tokMatch, 2
 			case c == '=':
 				kind = tokMatch
+			default:
+				kind = tokOther
 			}
 			toks = append(toks, token{kind: kind, text: s[i : i+n], pos: i})
 			i += n

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"iter"
 	"os"
 	"path/filepath"
 	"slices"
@@ -237,19 +238,15 @@ func MetricNames(dir string) ([]string, error) {
 		recorded[name] = true
 	}
 	var names []string
-	for _, f := range files {
-		for _, g := range f.Groups {
-			for _, r := range g.Rules {
-				used, err := ExprMetricNames(r.Expr)
-				if err != nil {
-					// Parse has already checked every expression; this only guards a future change.
-					return nil, fmt.Errorf("%s: line %d: rule %s: expr: %w", f.Path, r.Line, r.Name(), err)
-				}
-				for _, name := range used {
-					if !recorded[name] {
-						names = append(names, name)
-					}
-				}
+	for path, r := range allRules(files) {
+		used, err := ExprMetricNames(r.Expr)
+		if err != nil {
+			// Parse has already checked every expression; this only guards a future change.
+			return nil, fmt.Errorf("%s: line %d: rule %s: expr: %w", path, r.Line, r.Name(), err)
+		}
+		for _, name := range used {
+			if !recorded[name] {
+				names = append(names, name)
 			}
 		}
 	}
@@ -268,15 +265,26 @@ func RecordedNames(dir string) ([]string, error) {
 
 func recordedNames(files []File) []string {
 	var names []string
-	for _, f := range files {
-		for _, g := range f.Groups {
-			for _, r := range g.Rules {
-				if r.Record != "" {
-					names = append(names, r.Record)
-				}
-			}
+	for _, r := range allRules(files) {
+		if r.Record != "" {
+			names = append(names, r.Record)
 		}
 	}
 	slices.Sort(names)
 	return slices.Compact(names)
+}
+
+// allRules yields every rule of files with the path of its file.
+func allRules(files []File) iter.Seq2[string, Rule] {
+	return func(yield func(string, Rule) bool) {
+		for _, f := range files {
+			for _, g := range f.Groups {
+				for _, r := range g.Rules {
+					if !yield(f.Path, r) {
+						return
+					}
+				}
+			}
+		}
+	}
 }

@@ -285,35 +285,31 @@ func TestRuleConventions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, f := range files {
-		for _, g := range f.Groups {
-			for _, r := range g.Rules {
-				where := f.Path + ": " + r.Name()
-				if r.Record != "" {
-					if !recordName.MatchString(r.Record) {
-						t.Errorf("%s: recorded name is not level:metric:operations", where)
-					}
-					continue
-				}
-				if !alertName.MatchString(r.Alert) {
-					t.Errorf("%s: alert name must be PVE followed by CamelCase", where)
-				}
-				if !slices.Contains(severities, r.Labels["severity"]) {
-					t.Errorf("%s: severity %q is not one of %q", where, r.Labels["severity"], severities)
-				}
-				for _, key := range []string{"summary", "description"} {
-					if strings.TrimSpace(r.Annotations[key]) == "" {
-						t.Errorf("%s: no %s annotation", where, key)
-					}
-				}
-				if r.For == "" {
-					t.Errorf("%s: no `for`: every alert must wait out a blip", where)
-				}
-				action, acted := r.Labels["proxbalance_action"]
-				if acted && !slices.Contains(actions, action) {
-					t.Errorf("%s: proxbalance_action %q is not one of %q", where, action, actions)
-				}
+	for path, r := range allRules(files) {
+		where := path + ": " + r.Name()
+		if r.Record != "" {
+			if !recordName.MatchString(r.Record) {
+				t.Errorf("%s: recorded name is not level:metric:operations", where)
 			}
+			continue
+		}
+		if !alertName.MatchString(r.Alert) {
+			t.Errorf("%s: alert name must be PVE followed by CamelCase", where)
+		}
+		if !slices.Contains(severities, r.Labels["severity"]) {
+			t.Errorf("%s: severity %q is not one of %q", where, r.Labels["severity"], severities)
+		}
+		for _, key := range []string{"summary", "description"} {
+			if strings.TrimSpace(r.Annotations[key]) == "" {
+				t.Errorf("%s: no %s annotation", where, key)
+			}
+		}
+		if r.For == "" {
+			t.Errorf("%s: no `for`: every alert must wait out a blip", where)
+		}
+		action, acted := r.Labels["proxbalance_action"]
+		if acted && !slices.Contains(actions, action) {
+			t.Errorf("%s: proxbalance_action %q is not one of %q", where, action, actions)
 		}
 	}
 }
@@ -372,18 +368,14 @@ func TestEveryRuleIsUnitTested(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, f := range files {
-		for _, g := range f.Groups {
-			for _, r := range g.Rules {
-				switch {
-				case r.Record != "" && !sampled[r.Record]:
-					t.Errorf("recording rule %s has no promql_expr_test with expected samples", r.Record)
-				case r.Alert != "" && !firing[r.Alert]:
-					t.Errorf("alert %s has no alert_rule_test in which it fires", r.Alert)
-				case r.Alert != "" && !silent[r.Alert]:
-					t.Errorf("alert %s has no alert_rule_test in which it stays silent", r.Alert)
-				}
-			}
+	for _, r := range allRules(files) {
+		switch {
+		case r.Record != "" && !sampled[r.Record]:
+			t.Errorf("recording rule %s has no promql_expr_test with expected samples", r.Record)
+		case r.Alert != "" && !firing[r.Alert]:
+			t.Errorf("alert %s has no alert_rule_test in which it fires", r.Alert)
+		case r.Alert != "" && !silent[r.Alert]:
+			t.Errorf("alert %s has no alert_rule_test in which it stays silent", r.Alert)
 		}
 	}
 }
