@@ -97,10 +97,10 @@ func lex(s string) ([]token, error) {
 			i = end
 		case isDigit(c) || (c == '.' && i+1 < len(s) && isDigit(s[i+1])):
 			start := i
+			hex := c == '0' && i+1 < len(s) && (s[i+1] == 'x' || s[i+1] == 'X')
 			for i < len(s) && (isIdentChar(s[i]) || s[i] == '.') {
 				// An exponent sign belongs to the number (1e-3), unless the number is hexadecimal.
-				if (s[i] == 'e' || s[i] == 'E') && i+1 < len(s) && (s[i+1] == '+' || s[i+1] == '-') &&
-					!strings.HasPrefix(strings.ToLower(s[start:]), "0x") {
+				if !hex && (s[i] == 'e' || s[i] == 'E') && i+1 < len(s) && (s[i+1] == '+' || s[i+1] == '-') {
 					i++
 				}
 				i++
