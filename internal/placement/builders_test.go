@@ -32,11 +32,11 @@ func node(name string, opts ...nodeOpt) Node {
 	return n
 }
 
-func cpus(c int) nodeOpt            { return func(n *Node) { n.CPUs = c } }
-func mem(b uint64) nodeOpt          { return func(n *Node) { n.MemoryBytes = b } }
-func offline() nodeOpt              { return func(n *Node) { n.Online = false } }
-func inMaintenance() nodeOpt        { return func(n *Node) { n.Maintenance = true } }
-func storagesUnknown() nodeOpt      { return func(n *Node) { n.StoragesKnown = false; n.Storages = nil } }
+func cpus(c int) nodeOpt       { return func(n *Node) { n.CPUs = c } }
+func mem(b uint64) nodeOpt     { return func(n *Node) { n.MemoryBytes = b } }
+func offline() nodeOpt         { return func(n *Node) { n.Online = false } }
+func inMaintenance() nodeOpt   { return func(n *Node) { n.Maintenance = true } }
+func storagesUnknown() nodeOpt { return func(n *Node) { n.StoragesKnown = false; n.Storages = nil } }
 func nodeCoverageOf(c float64) nodeOpt {
 	return func(n *Node) { n.Load.CPU.Coverage, n.Load.Memory.Coverage = c, c }
 }
@@ -84,14 +84,16 @@ func guest(id int, opts ...guestOpt) Guest {
 	return g
 }
 
-func on(n string) guestOpt             { return func(g *Guest) { g.Node = n } }
-func tags(ts ...string) guestOpt       { return func(g *Guest) { g.Tags = append(g.Tags, ts...) } }
-func vcpus(c int) guestOpt             { return func(g *Guest) { g.VCPUs = c } }
-func memory(b uint64) guestOpt         { return func(g *Guest) { g.MemoryBytes = b } }
-func ha() guestOpt                     { return func(g *Guest) { g.HAManaged = true } }
-func locked(l string) guestOpt         { return func(g *Guest) { g.Lock = l } }
-func template() guestOpt               { return func(g *Guest) { g.Template = true; g.Running = false } }
-func device(key string) guestOpt       { return func(g *Guest) { g.LocalDevices = append(g.LocalDevices, key) } }
+func on(n string) guestOpt       { return func(g *Guest) { g.Node = n } }
+func tags(ts ...string) guestOpt { return func(g *Guest) { g.Tags = append(g.Tags, ts...) } }
+func vcpus(c int) guestOpt       { return func(g *Guest) { g.VCPUs = c } }
+func memory(b uint64) guestOpt   { return func(g *Guest) { g.MemoryBytes = b } }
+func ha() guestOpt               { return func(g *Guest) { g.HAManaged = true } }
+func locked(l string) guestOpt   { return func(g *Guest) { g.Lock = l } }
+func template() guestOpt         { return func(g *Guest) { g.Template = true; g.Running = false } }
+func device(key string) guestOpt {
+	return func(g *Guest) { g.LocalDevices = append(g.LocalDevices, key) }
+}
 func named(name string) guestOpt       { return func(g *Guest) { g.Name = name } }
 func guestCoverage(c float64) guestOpt { return func(g *Guest) { g.Demand.CPU.Coverage = c } }
 

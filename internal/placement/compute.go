@@ -181,7 +181,7 @@ func (m *model) unitsOn(n *nodeM) []*unitM {
 func (p *planner) movable(us []*unitM) []*unitM {
 	var out []*unitM
 	for _, u := range us {
-		if p.m.guests[u.members[0]].moved {
+		if p.m.guests[u.members[0]].moved && !p.retargetable(u) {
 			continue
 		}
 		if st, g := p.m.unitGate(u); !st.OK() {
@@ -192,6 +192,33 @@ func (p *planner) movable(us []*unitM) []*unitM {
 		out = append(out, u)
 	}
 	return out
+}
+
+// retargetable reports whether a unit the plan already moves may be moved again by a load-driven action. Its
+// earlier moves are then replaced by one move from its origin to the new target (a guest migrates at most once
+// per plan). That keeps the guest on its origin until the new move runs, which stays valid as long as no move
+// in between targets the origin (it was checked with the guest gone from there); otherwise it stays put.
+func (p *planner) retargetable(u *unitM) bool {
+	if p.req.Action != ActionRebalance && p.req.Action != ActionRelieve {
+		return false
+	}
+	g := p.m.guests[u.members[0]]
+	origin := p.m.nodes[g.origin].name
+	i := p.moveIndex(g.id)
+	if i < 0 {
+		return false
+	}
+	for _, mv := range p.moves[i+1:] {
+		if mv.Target == origin {
+			return false
+		}
+	}
+	return true
+}
+
+// moveIndex is the position of the guest's move in the plan, or −1.
+func (p *planner) moveIndex(id string) int {
+	return slices.IndexFunc(p.moves, func(mv Move) bool { return mv.Guest == id })
 }
 
 // decideUnit records d for every member of u.
@@ -275,6 +302,7 @@ func (p *planner) loadDriven(only *nodeM) {
 func (p *planner) bestRelief(src *nodeM, scores []float64, fs []filter) *option {
 	m := p.m
 	srcBefore := scores[src.idx]
+	hottest := m.hottestLoad()
 	cands := p.movable(m.unitsOn(src))
 	p.sortByContribution(src, cands)
 	var best *option
@@ -286,16 +314,20 @@ func (p *planner) bestRelief(src *nodeM, scores []float64, fs []filter) *option 
 		var srcAfter float64
 		srcDone := false
 		cost := m.unitCost(u)
+		origin := m.nodes[m.guests[u.members[0]].origin]
 		for _, t := range m.nodes {
 			if t == src || !t.usable || srcBefore-scores[t.idx] < m.pol.MinImprovement {
 				continue // the target's score only grows when the unit lands: it cannot clear the bar
+			}
+			if t == origin && src != origin {
+				continue // no moving back within one plan
 			}
 			rej, in := m.runFilters(fs, u, t, false)
 			if len(rej) > 0 {
 				continue
 			}
 			tgtAfter := m.total(in.after())
-			if srcBefore-tgtAfter < m.pol.MinImprovement {
+			if srcBefore-tgtAfter < m.pol.MinImprovement || !m.keepsHottest(in, hottest) {
 				continue
 			}
 			if !srcDone {
@@ -315,6 +347,39 @@ func (p *planner) bestRelief(src *nodeM, scores []float64, fs []filter) *option 
 		}
 	}
 	return best
+}
+
+// hottestLoad is the highest Load (max of CPU and memory p95 ratios) among online nodes.
+func (m *model) hottestLoad() float64 {
+	var h float64
+	for _, n := range m.nodes {
+		if n.online {
+			h = max(h, load(m.view(n)))
+		}
+	}
+	return h
+}
+
+func load(v nodeView) float64 { return max(v.cpuPeak, v.memPeak) }
+
+// keepsHottest reports whether the target's Load after the move stays at or below hottest, so no move makes
+// the cluster's hottest node hotter (a lower score can hide a higher peak when another resource dropped).
+func (m *model) keepsHottest(in *filterInput, hottest float64) bool {
+	if load(in.after()) <= hottest {
+		return true
+	}
+	return load(m.viewWith(in.target, in.u, 1, true)) <= hottest
+}
+
+// maxScore is the highest score among online nodes.
+func (m *model) maxScore() float64 {
+	var h float64
+	for _, n := range m.nodes {
+		if n.online {
+			h = max(h, m.total(m.view(n)))
+		}
+	}
+	return h
 }
 
 // sortByContribution orders units by their share of src's overloaded resources (largest first), then by
@@ -491,6 +556,7 @@ func (p *planner) repairAntiAffinity() {
 			}
 		}
 		srcBefore := m.total(m.view(node))
+		maxScore, hottest := m.maxScore(), m.hottestLoad()
 		var best *option
 		for _, u := range cands {
 			p.considered[u.idx] = true
@@ -505,6 +571,9 @@ func (p *planner) repairAntiAffinity() {
 				}
 				o := &option{u: u, from: node, to: t, srcBefore: srcBefore, srcAfter: srcAfter,
 					tgtBefore: m.total(m.view(t)), tgtAfter: m.total(in.after()), cost: m.unitCost(u)}
+				if o.tgtAfter > maxScore || !m.keepsHottest(in, hottest) {
+					continue // repairs never make the hottest node hotter
+				}
 				o.key = o.pairDelta() + float64(o.cost)/GiB
 				o.spread = utilisation(in.after())
 				if better(o, best) {
@@ -572,6 +641,7 @@ func (p *planner) distribute() {
 			return
 		}
 		srcBefore := m.total(m.view(hi))
+		maxScore, hottest := m.maxScore(), m.hottestLoad()
 		var best *option
 		for _, u := range p.movable(m.unitsOn(hi)) {
 			if len(u.members) != 1 || !m.guests[u.members[0]].small {
@@ -589,7 +659,7 @@ func (p *planner) distribute() {
 				}
 				o := &option{u: u, from: hi, to: t, srcBefore: srcBefore, srcAfter: srcAfter,
 					tgtBefore: m.total(m.view(t)), tgtAfter: m.total(in.after()), cost: m.unitCost(u)}
-				if o.tgtAfter > 0 && o.pairDelta() > 0 {
+				if (o.tgtAfter > 0 && o.pairDelta() > 0) || o.tgtAfter > maxScore || !m.keepsHottest(in, hottest) {
 					continue
 				}
 				// Prefer the emptiest target, then the cheapest guest, then the best score.
@@ -614,12 +684,25 @@ func (p *planner) distribute() {
 func (p *planner) apply(o *option, reasons []Reason, fs []filter) {
 	m := p.m
 	u := o.u
-	cands := m.candidates(u, o.from, fs)
-	srcBefore, tgtBefore := m.score(m.view(o.from)), m.score(m.view(o.to))
-	srcAfter := m.score(m.viewWith(o.from, u, -1, true))
+	// A unit moved earlier in the plan is re-targeted: its earlier moves go, the new one starts at its origin,
+	// and the origin's scores are shown as with and without the unit now.
+	src := o.from
+	srcBefore, srcAfter := m.score(m.view(o.from)), m.score(m.viewWith(o.from, u, -1, true))
+	first := m.guests[u.members[0]]
+	if first.moved {
+		for _, gi := range u.members {
+			if i := p.moveIndex(m.guests[gi].id); i >= 0 {
+				p.moves = slices.Delete(p.moves, i, i+1)
+			}
+		}
+		src = m.nodes[first.origin]
+		srcBefore, srcAfter = m.score(m.viewWith(src, u, 1, true)), m.score(m.view(src))
+	}
+	cands := m.candidates(u, src, fs)
+	tgtBefore := m.score(m.view(o.to))
 	tgtAfter := m.score(m.viewWith(o.to, u, 1, true))
 	conf := m.confidence(o, p.req.Action)
-	desc := m.describeEffect(p.req.Action, o.from, o.to, srcBefore, srcAfter, tgtBefore, tgtAfter)
+	desc := m.describeEffect(p.req.Action, src, o.to, srcBefore, srcAfter, tgtBefore, tgtAfter)
 	for _, gi := range u.members {
 		g := m.guests[gi]
 		rs := slices.Clone(reasons)
@@ -627,15 +710,15 @@ func (p *planner) apply(o *option, reasons []Reason, fs []filter) {
 			rs = append(rs, ReasonAffinityGroup)
 		}
 		mv := Move{
-			Guest: g.id, GuestName: g.spec.Name, Source: o.from.name, Target: o.to.name, Group: u.group,
+			Guest: g.id, GuestName: g.spec.Name, Source: src.name, Target: o.to.name, Group: u.group,
 			Online: g.spec.Running, Reasons: rs,
 			SourceBefore: srcBefore, SourceAfter: srcAfter, TargetBefore: tgtBefore, TargetAfter: tgtAfter,
 			Improvement: srcBefore.Total - tgtAfter.Total, Confidence: conf, Cost: m.guestCost(g),
 			StorageCheck: StorageCheck{OK: true, Storages: g.storages}, Candidates: cands,
 		}
-		mv.Description = fmt.Sprintf("move %s (%s) from %s to %s: %s", g.id, guestFacts(g), o.from.name, o.to.name, desc)
+		mv.Description = fmt.Sprintf("move %s (%s) from %s to %s: %s", g.id, guestFacts(g), src.name, o.to.name, desc)
 		p.moves = append(p.moves, mv)
-		p.decisions[g.id] = Decision{Guest: g.id, Node: o.from.name, Outcome: OutcomeSelected, Reasons: rs,
+		p.decisions[g.id] = Decision{Guest: g.id, Node: src.name, Outcome: OutcomeSelected, Reasons: rs,
 			Summary: mv.Description}
 	}
 	delete(p.considered, u.idx)
@@ -663,9 +746,19 @@ func (m *model) moveStorage(u *unitM, from, to *nodeM) {
 // improvement of feasible ones; sorted by node name.
 func (m *model) candidates(u *unitM, from *nodeM, fs []filter) []Candidate {
 	srcBefore := m.total(m.view(from))
+	if m.nodeOf(u) != from {
+		srcBefore = m.total(m.viewWith(from, u, 1, true)) // re-targeted: from is its origin, which it has left
+	}
 	var out []Candidate
 	for _, t := range m.nodes {
 		if t == from {
+			continue
+		}
+		if t == m.nodeOf(u) {
+			// The unit is already there (re-targeted within the plan): its score "after" is its score now.
+			c := Candidate{Node: t.name, Feasible: true, After: m.score(m.view(t))}
+			c.Improvement = srcBefore - c.After.Total
+			out = append(out, c)
 			continue
 		}
 		rej, _ := m.runFilters(fs, u, t, true)

@@ -73,7 +73,9 @@ type guestM struct {
 	localDiskBytes uint64
 	unit           int
 	small          bool
-	moved          bool
+	// moved is set once the simulation moved the guest; origin is the node it was on in the State.
+	moved  bool
+	origin int
 }
 
 type storageBytes struct {
@@ -224,7 +226,7 @@ func newModel(st State, pol Policy, evacuation bool) (*model, error) {
 		if !ok {
 			return nil, fmt.Errorf("guest %s: on unknown node %q", g.ID, g.Node)
 		}
-		gm := &guestM{idx: i, spec: g, id: g.ID, node: ni, inflight: -1}
+		gm := &guestM{idx: i, spec: g, id: g.ID, node: ni, origin: ni, inflight: -1}
 		if mg, ok := inflight[g.ID]; ok {
 			ti, ok := m.nodeByName[mg.Target]
 			if !ok {

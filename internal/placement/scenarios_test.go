@@ -124,7 +124,7 @@ func TestScenarios(t *testing.T) {
 			name:   "guest with little data is not moved on a guess",
 			state:  cluster(nodesN(2), []Guest{guest(101, useCPU(12), guestCoverage(0.1))}),
 			policy: defaults, req: rebalance,
-			check:  all(wantMoves(), wantDecision("qemu/101", OutcomeSkipped, ReasonLowCoverage, "")),
+			check: all(wantMoves(), wantDecision("qemu/101", OutcomeSkipped, ReasonLowCoverage, "")),
 		},
 		{
 			name: "storage list unknown on every target: fails closed",
@@ -223,13 +223,13 @@ func TestScenarios(t *testing.T) {
 			name:   "pin_ naming several nodes allows those",
 			state:  cluster(nodesN(3), []Guest{guest(101, useCPU(6), tags("pin_pve1")), guest(102, useCPU(6), tags("pin_pve1", "pin_pve3"))}),
 			policy: defaults, req: rebalance,
-			check:  wantMoves("qemu/102 pve1>pve3"),
+			check: wantMoves("qemu/102 pve1>pve3"),
 		},
 		{
 			name:   "ignore tag never moves",
 			state:  cluster(nodesN(2), []Guest{guest(101, useCPU(6), tags("ignore")), guest(102, useCPU(6), tags("ignore"))}),
 			policy: defaults, req: rebalance,
-			check:  all(wantMoves(), wantDecision("qemu/101", OutcomeFiltered, ReasonIgnored, "")),
+			check: all(wantMoves(), wantDecision("qemu/101", OutcomeFiltered, ReasonIgnored, "")),
 		},
 		{
 			name:   "HA guests stay when AllowHA is false",
@@ -241,13 +241,13 @@ func TestScenarios(t *testing.T) {
 			name:   "HA guests move when AllowHA is true",
 			state:  cluster(nodesN(2), []Guest{guest(101, useCPU(6), ha()), guest(102, useCPU(6), ha())}),
 			policy: defaults, req: rebalance,
-			check:  wantMoves("qemu/101 pve1>pve2"),
+			check: wantMoves("qemu/101 pve1>pve2"),
 		},
 		{
 			name:   "locked and template guests never move",
 			state:  cluster(nodesN(2), []Guest{guest(101, useCPU(6), locked("backup")), guest(102, useCPU(6), locked("snapshot")), guest(103, template())}),
 			policy: defaults, req: rebalance,
-			check:  all(wantMoves(), wantDecision("qemu/101", OutcomeFiltered, ReasonLocked, "qemu/101 cannot move: Locked: backup")),
+			check: all(wantMoves(), wantDecision("qemu/101", OutcomeFiltered, ReasonLocked, "qemu/101 cannot move: Locked: backup")),
 		},
 		{
 			name: "stopped guests do not move for load",
@@ -260,7 +260,7 @@ func TestScenarios(t *testing.T) {
 			name: "memory headroom: a target whose p95 memory would pass 90 % is rejected",
 			state: cluster([]Node{node("pve1"), node("pve2", mem(16*GiB)), node("pve3")},
 				[]Guest{guest(101, useCPU(6), memory(16*GiB), useMem(13*GiB)), guest(102, useCPU(6), memory(16*GiB), useMem(13*GiB)),
-					guest(201, on("pve3"), useCPU(2), useMem(40*GiB))}),
+					guest(201, on("pve3"), useCPU(2), useMem(20*GiB))}),
 			policy: defaults, req: rebalance,
 			check: func(t *testing.T, p Plan) {
 				wantMoves("qemu/101 pve1>pve3")(t, p)
@@ -313,7 +313,7 @@ func TestScenarios(t *testing.T) {
 			name:   "relieve: node already fine",
 			state:  cluster(nodesN(2), []Guest{guest(101)}),
 			policy: defaults, req: relieve("pve1"),
-			check:  all(wantMoves(), wantNote(ReasonNoOverload)),
+			check: all(wantMoves(), wantNote(ReasonNoOverload)),
 		},
 		{
 			name: "evacuate: tag gates bypassed, hardware and locks never",
@@ -374,13 +374,13 @@ func TestScenarios(t *testing.T) {
 			name:   "repair anti-affinity: impossible repair is reported",
 			state:  cluster(nodesN(1), []Guest{guest(101, tags("exclude_db")), guest(102, tags("exclude_db"))}),
 			policy: defaults, req: repair,
-			check:  all(wantMoves(), wantNote(ReasonUnresolved)),
+			check: all(wantMoves(), wantNote(ReasonUnresolved)),
 		},
 		{
 			name:   "repair anti-affinity: nothing to repair",
 			state:  cluster(nodesN(2), []Guest{guest(101, tags("exclude_db")), guest(102, tags("exclude_db"), on("pve2"))}),
 			policy: defaults, req: repair,
-			check:  all(wantMoves(), wantNote(ReasonNoViolation)),
+			check: all(wantMoves(), wantNote(ReasonNoViolation)),
 		},
 		{
 			name: "distribute: small guest counts even out",
