@@ -339,7 +339,7 @@ func (p *planner) bestRelief(src *nodeM, scores []float64, fs []filter) *option 
 			if -o.pairDelta() < m.pol.MinImprovement/5 {
 				continue // progress guard: the pair as a whole must get clearly better, not just the source
 			}
-			o.key = o.pairDelta()
+			o.key = o.pairDelta() + costPointsPerGiB*float64(cost)/GiB
 			o.spread = utilisation(in.after())
 			if better(o, best) {
 				best = o
@@ -348,6 +348,10 @@ func (p *planner) bestRelief(src *nodeM, scores []float64, fs []filter) *option 
 	}
 	return best
 }
+
+// costPointsPerGiB charges a load-driven move for what it copies: between two moves that relieve about equally,
+// the one copying less wins (0.2 points per GiB: an 8 GiB live migration must buy 1.6 more points).
+const costPointsPerGiB = 0.2
 
 // hottestLoad is the highest Load (max of CPU and memory p95 ratios) among online nodes.
 func (m *model) hottestLoad() float64 {

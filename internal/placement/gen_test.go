@@ -72,7 +72,7 @@ func generate(s genSpec) State {
 			ni = 0
 		}
 		g := Guest{ID: fmt.Sprintf("qemu/%d", 1000+i), Type: QEMU, Name: fmt.Sprintf("g%d", i), Node: st.Nodes[ni].Name,
-			Running: true, VCPUs: 1 + r.IntN(maxV), MemoryBytes: uint64(1+r.IntN(16)) * GiB}
+			Running: true, VCPUs: 1 + r.IntN(maxV), MemoryBytes: uint64(1+r.IntN(8)) * GiB}
 		if s.smallGuests && r.Float64() < 0.8 {
 			g.VCPUs, g.MemoryBytes = 1+r.IntN(2), uint64(1+r.IntN(4))*GiB
 		}
