@@ -41,6 +41,9 @@ func Compute(st State, pol Policy, req Request) (Plan, error) {
 		}
 		node = m.nodes[i]
 	}
+	// Hashing the inputs reads every sample once; it overlaps with planning.
+	idc := make(chan string, 1)
+	go func() { idc <- planID(st, pol, req) }()
 	p := &planner{m: m, req: req, decisions: map[string]Decision{}, considered: map[int]bool{}}
 	plan := Plan{Action: req.Action, Node: req.Node, Trigger: req.Trigger, At: st.Now, Before: m.metrics()}
 	switch req.Action {
@@ -62,7 +65,7 @@ func Compute(st State, pol Policy, req Request) (Plan, error) {
 	for _, id := range sortedKeys(p.decisions) {
 		plan.Decisions = append(plan.Decisions, p.decisions[id])
 	}
-	plan.ID = planID(st, pol, req)
+	plan.ID = <-idc
 	return plan, nil
 }
 
@@ -311,9 +314,14 @@ func (p *planner) bestRelief(src *nodeM, scores []float64, fs []filter) *option 
 		if u.coverage < m.pol.MinCoverage {
 			continue
 		}
+		cost := m.unitCost(u)
+		costPts := costPointsPerGiB * float64(cost) / GiB
+		// Branch and bound: the target's score can only grow, so the unit's best key is at least this.
+		if best != nil && m.total(m.lowerWithout(src, u))-srcBefore+costPts >= best.key {
+			continue
+		}
 		var srcAfter float64
 		srcDone := false
-		cost := m.unitCost(u)
 		origin := m.nodes[m.guests[u.members[0]].origin]
 		for _, t := range m.nodes {
 			if t == src || !t.usable || srcBefore-scores[t.idx] < m.pol.MinImprovement {
@@ -326,20 +334,27 @@ func (p *planner) bestRelief(src *nodeM, scores []float64, fs []filter) *option 
 			if len(rej) > 0 {
 				continue
 			}
-			tgtAfter := m.total(in.after())
-			if srcBefore-tgtAfter < m.pol.MinImprovement || !m.keepsHottest(in, hottest) {
+			tgtLower := m.total(m.lowerWith(t, u))
+			if srcBefore-tgtLower < m.pol.MinImprovement {
 				continue
 			}
 			if !srcDone {
 				srcAfter = m.total(m.viewWith(src, u, -1, true))
 				srcDone = true
 			}
+			if best != nil && srcAfter+tgtLower-srcBefore-scores[t.idx]+costPts > best.key+1e-9 {
+				continue
+			}
+			tgtAfter := m.total(in.after())
+			if srcBefore-tgtAfter < m.pol.MinImprovement || !m.keepsHottest(in, hottest) {
+				continue
+			}
 			o := &option{u: u, from: src, to: t, srcBefore: srcBefore, srcAfter: srcAfter,
 				tgtBefore: scores[t.idx], tgtAfter: tgtAfter, cost: cost}
 			if -o.pairDelta() < m.pol.MinImprovement/5 {
 				continue // progress guard: the pair as a whole must get clearly better, not just the source
 			}
-			o.key = o.pairDelta() + costPointsPerGiB*float64(cost)/GiB
+			o.key = o.pairDelta() + costPts
 			o.spread = utilisation(in.after())
 			if better(o, best) {
 				best = o
@@ -749,6 +764,11 @@ func (m *model) moveStorage(u *unitM, from, to *nodeM) {
 // candidates evaluates every node but the source for u: filter statuses of rejected ones, exact scores and
 // improvement of feasible ones; sorted by node name.
 func (m *model) candidates(u *unitM, from *nodeM, fs []filter) []Candidate {
+	return m.evaluateTargets(u, from, fs, true)
+}
+
+// evaluateTargets is candidates with exact scores only when withScores (decisions need feasibility alone).
+func (m *model) evaluateTargets(u *unitM, from *nodeM, fs []filter, withScores bool) []Candidate {
 	srcBefore := m.total(m.view(from))
 	if m.nodeOf(u) != from {
 		srcBefore = m.total(m.viewWith(from, u, 1, true)) // re-targeted: from is its origin, which it has left
@@ -758,7 +778,7 @@ func (m *model) candidates(u *unitM, from *nodeM, fs []filter) []Candidate {
 		if t == from {
 			continue
 		}
-		if t == m.nodeOf(u) {
+		if t == m.nodeOf(u) && withScores {
 			// The unit is already there (re-targeted within the plan): its score "after" is its score now.
 			c := Candidate{Node: t.name, Feasible: true, After: m.score(m.view(t))}
 			c.Improvement = srcBefore - c.After.Total
@@ -767,7 +787,7 @@ func (m *model) candidates(u *unitM, from *nodeM, fs []filter) []Candidate {
 		}
 		rej, _ := m.runFilters(fs, u, t, true)
 		c := Candidate{Node: t.name, Feasible: len(rej) == 0, Rejections: rej}
-		if c.Feasible {
+		if c.Feasible && withScores {
 			c.After = m.score(m.viewWith(t, u, 1, true))
 			c.Improvement = srcBefore - c.After.Total
 		}
@@ -783,7 +803,7 @@ func (p *planner) finishDecisions() {
 	for _, ui := range sortedKeys(p.considered) {
 		u := m.units[ui]
 		from := m.nodeOf(u)
-		cands := m.candidates(u, from, fs)
+		cands := m.evaluateTargets(u, from, fs, false)
 		feasible := 0
 		for _, c := range cands {
 			if c.Feasible {

@@ -5,13 +5,15 @@ import (
 	"strings"
 )
 
-// filterInput is one (unit, target) pair under evaluation. view is the target with the unit added, computed
-// lazily because only the resource filters need it.
+// filterInput is one (unit, target) pair under evaluation. The target's view with the unit added is computed
+// lazily: only the resource filters and the scorers need it, and most pairs are decided by bounds.
 type filterInput struct {
 	m      *model
 	u      *unitM
 	target *nodeM
 	view   *nodeView
+	// memPeak caches the exact memory peak ratio after the move (negative until computed).
+	memPeak float64
 }
 
 func (in *filterInput) after() nodeView {
@@ -20,6 +22,25 @@ func (in *filterInput) after() nodeView {
 		in.view = &v
 	}
 	return *in.view
+}
+
+// memPeakAbove reports whether the target's memory peak ratio after the move exceeds limit, deciding by the
+// bounds peak(n)+min(u) ≤ peak(n+u) ≤ peak(n)+max(u) when they suffice and by the exact quantile otherwise.
+func (in *filterInput) memPeakAbove(limit float64) bool {
+	n, u := in.target, in.u
+	if in.view != nil {
+		return in.view.memPeak > limit
+	}
+	if (n.memPeak+u.memHi)/n.memBytes <= limit {
+		return false
+	}
+	if (n.memPeak+u.memLo)/n.memBytes > limit {
+		return true
+	}
+	if in.memPeak < 0 {
+		in.memPeak = quantileCombined(n.mem, u.mem, 1, in.m.pol.PeakQuantile, in.m.scratch) / n.memBytes
+	}
+	return in.memPeak > limit
 }
 
 // filter is a hard constraint on a target: a Status with a Reason code when the unit may not go there.
@@ -145,7 +166,7 @@ func (nodeCoverage) Filter(in *filterInput) Status {
 // memoryFit: the target's p95 memory after the move leaves MemoryHeadroom free.
 func (memoryFit) Name() string { return "memory" }
 func (memoryFit) Filter(in *filterInput) Status {
-	if in.after().memPeak > 1-in.m.pol.MemoryHeadroom {
+	if in.memPeakAbove(1 - in.m.pol.MemoryHeadroom) {
 		return Status{Code: ReasonInsufficientMemory}
 	}
 	return Status{}
@@ -171,7 +192,7 @@ func filtersFor(evacuation bool) []filter {
 
 // runFilters evaluates the filters; with all false it stops at the first failure.
 func (m *model) runFilters(fs []filter, u *unitM, target *nodeM, all bool) ([]Status, *filterInput) {
-	in := &filterInput{m: m, u: u, target: target}
+	in := &filterInput{m: m, u: u, target: target, memPeak: -1}
 	var out []Status
 	for _, f := range fs {
 		if st := f.Filter(in); !st.OK() {

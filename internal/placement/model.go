@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -238,31 +239,6 @@ func newModel(st State, pol Policy, evacuation bool) (*model, error) {
 		if g.VCPUs <= 0 {
 			gm.vcpus = m.nodes[ni].cpus
 		}
-		// Demand. A missing series is replaced by a flat, conservative one (its Summary's p95, else the
-		// configured size when running) with coverage 0, so the guest is never moved on a guess.
-		var cpuCov, memCov float64
-		gm.cpu, cpuCov = m.metricSeries(g.Demand.CPU, func() float64 {
-			if g.Running {
-				return gm.vcpus
-			}
-			return 0
-		})
-		gm.mem, memCov = m.metricSeries(g.Demand.Memory, func() float64 {
-			if g.Running {
-				return float64(g.MemoryBytes)
-			}
-			return 0
-		})
-		gm.coverage = min(cpuCov, memCov)
-		gm.cpuW = m.windowsOf(gm.cpu, g.Demand.CPU.Summary, nWeek)
-		gm.memCur = meanTail(gm.mem, m.nCur)
-		gm.cpuLo, gm.cpuHi = minMax(gm.cpu)
-		gm.memLo, gm.memHi = minMax(gm.mem)
-		if g.Demand.DiskIO.Series != nil || g.Demand.DiskIO.Summary != nil {
-			io, _ := m.metricSeries(g.Demand.DiskIO, func() float64 { return 0 })
-			gm.ioW = m.windowsOf(io, g.Demand.DiskIO.Summary, nWeek) // bytes/s for now; turned into iowait below
-			ioSum[ni] += gm.ioW.week
-		}
 		for _, t := range g.Tags {
 			t = strings.ToLower(strings.TrimSpace(t))
 			switch {
@@ -303,6 +279,21 @@ func newModel(st State, pol Policy, evacuation bool) (*model, error) {
 		gm.small = g.VCPUs > 0 && g.VCPUs <= pol.Distribute.SmallCPUs && g.MemoryBytes <= pol.Distribute.SmallMemoryBytes
 		m.guests = append(m.guests, gm)
 	}
+	// Demand statistics are independent per guest: computed on fixed chunks in parallel (the result does not
+	// depend on the chunking), everything order-sensitive stays sequential.
+	const chunk = 512
+	var wg sync.WaitGroup
+	for lo := 0; lo < len(m.guests); lo += chunk {
+		wg.Go(func() {
+			for _, gm := range m.guests[lo:min(lo+chunk, len(m.guests))] {
+				m.normaliseDemand(gm, nWeek)
+			}
+		})
+	}
+	wg.Wait()
+	for _, gm := range m.guests {
+		ioSum[gm.node] += gm.ioW.week
+	}
 
 	// Node loads: max(usage, Σ guests on the node and in flight to it), per sample.
 	sumCPU := make([][]float32, len(m.nodes))
@@ -326,10 +317,10 @@ func newModel(st State, pol Policy, evacuation bool) (*model, error) {
 			n.mem[t] = max(mem[t], sumMem[i][t])
 		}
 		n.coverage = min(cpuCov, memCov)
-		n.cpuW = m.windowsOf(n.cpu, ld.CPU.Summary, nWeek)
+		n.cpuW, _, _ = m.windowsOf(n.cpu, ld.CPU.Summary, nWeek)
 		n.memCur = meanTail(n.mem, m.nCur)
 		io, _ := m.metricSeries(ld.IOWait, func() float64 { return 0 })
-		n.ioW = m.windowsOf(io, ld.IOWait.Summary, nWeek)
+		n.ioW, _, _ = m.windowsOf(io, ld.IOWait.Summary, nWeek)
 		m.refreshPeaks(n)
 	}
 	// Attribute each node's iowait to its guests in proportion to their disk throughput.
@@ -348,6 +339,35 @@ func newModel(st State, pol Policy, evacuation bool) (*model, error) {
 	}
 	m.formUnits()
 	return m, nil
+}
+
+// normaliseDemand fills the guest's demand series and statistics. A missing series is replaced by a flat,
+// conservative one (its Summary's p95, else the configured size when running) with coverage 0, so the guest is
+// never moved on a guess.
+func (m *model) normaliseDemand(gm *guestM, nWeek int) {
+	g := gm.spec
+	var cpuCov, memCov float64
+	gm.cpu, cpuCov = m.metricSeries(g.Demand.CPU, func() float64 {
+		if g.Running {
+			return gm.vcpus
+		}
+		return 0
+	})
+	gm.mem, memCov = m.metricSeries(g.Demand.Memory, func() float64 {
+		if g.Running {
+			return float64(g.MemoryBytes)
+		}
+		return 0
+	})
+	gm.coverage = min(cpuCov, memCov)
+	gm.cpuW, gm.cpuLo, gm.cpuHi = m.windowsOf(gm.cpu, g.Demand.CPU.Summary, nWeek)
+	var memW windows
+	memW, gm.memLo, gm.memHi = m.windowsOf(gm.mem, nil, nWeek)
+	gm.memCur = memW.cur
+	if g.Demand.DiskIO.Series != nil || g.Demand.DiskIO.Summary != nil {
+		io, _ := m.metricSeries(g.Demand.DiskIO, func() float64 { return 0 })
+		gm.ioW, _, _ = m.windowsOf(io, g.Demand.DiskIO.Summary, nWeek) // bytes/s; turned into iowait later
+	}
 }
 
 // nodesHeld lists the nodes that count the guest: its node, and the target of an in-flight migration.
@@ -394,19 +414,39 @@ func (m *model) metricSeries(mt Metric, fallback func() float64) ([]float32, flo
 	return s, cov
 }
 
-// windowsOf averages s over the current, 24 h and 7 d windows; when s is shorter than a window and a Summary
-// exists, the Summary's figure is used for that window.
-func (m *model) windowsOf(s []float32, sum *Summary, nWeek int) windows {
-	w := windows{cur: meanTail(s, m.nCur), day: meanTail(s, m.nDay), week: meanTail(s, nWeek)}
+// windowsOf averages s over the current, 24 h and 7 d windows, and returns its minimum and maximum, in one
+// pass; when s is shorter than a window and a Summary exists, the Summary's figure is used for that window.
+func (m *model) windowsOf(s []float32, sum *Summary, nWeek int) (w windows, lo, hi float64) {
+	n := len(s)
+	if n == 0 {
+		return windows{}, 0, 0
+	}
+	nCur, nDay, nWk := min(m.nCur, n), min(m.nDay, n), min(nWeek, n)
+	var sCur, sDay, sWeek float64
+	l, h := s[0], s[0]
+	for i, v := range s {
+		l, h = min(l, v), max(h, v)
+		back := n - i // 1 for the last sample
+		if back <= nWk {
+			sWeek += float64(v)
+			if back <= nDay {
+				sDay += float64(v)
+				if back <= nCur {
+					sCur += float64(v)
+				}
+			}
+		}
+	}
+	w = windows{cur: sCur / float64(nCur), day: sDay / float64(nDay), week: sWeek / float64(nWk)}
 	if sum != nil {
-		if len(s) < m.nDay {
+		if n < m.nDay {
 			w.day = sum.Avg24h
 		}
-		if len(s) < nWeek {
+		if n < nWeek {
 			w.week = sum.Avg7d
 		}
 	}
-	return w
+	return w, float64(l), float64(h)
 }
 
 func (m *model) refreshPeaks(n *nodeM) {
@@ -483,8 +523,12 @@ func (m *model) formUnits() {
 			}
 			u.coverage = min(u.coverage, g.coverage)
 		}
-		u.cpuLo, u.cpuHi = minMax(u.cpu)
-		u.memLo, u.memHi = minMax(u.mem)
+		if len(u.members) == 1 {
+			u.cpuLo, u.cpuHi, u.memLo, u.memHi = first.cpuLo, first.cpuHi, first.memLo, first.memHi
+		} else {
+			u.cpuLo, u.cpuHi = minMax(u.cpu)
+			u.memLo, u.memHi = minMax(u.mem)
+		}
 	}
 }
 

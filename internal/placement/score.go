@@ -126,3 +126,29 @@ func (m *model) viewWith(n *nodeM, u *unitM, sign float32, exact bool) nodeView 
 	v.mem = max(memCur, memPeak) / n.memBytes
 	return v
 }
+
+// lowerWith is a lower bound of n's view with u added, without any quantile: peaks grow by at least the
+// unit's minimum (peak(n+u) ≥ peak(n)+min(u)); windows are exact. Penalties are monotone, so its total is a
+// lower bound of the exact total.
+func (m *model) lowerWith(n *nodeM, u *unitM) nodeView {
+	v := nodeView{
+		cpuBlend: n.cpuW.plus(u.cpuW, 1).blend(m.pol.Windows) / n.cpus,
+		cpuPeak:  (n.cpuPeak + u.cpuLo) / n.cpus,
+		io:       n.ioW.plus(u.ioW, 1).blend(m.pol.Windows),
+		memPeak:  (n.memPeak + u.memLo) / n.memBytes,
+	}
+	v.mem = max(n.memCur+u.memCur, n.memPeak+u.memLo) / n.memBytes
+	return v
+}
+
+// lowerWithout is a lower bound of n's view with u removed: peak(n−u) ≥ peak(n)−max(u).
+func (m *model) lowerWithout(n *nodeM, u *unitM) nodeView {
+	v := nodeView{
+		cpuBlend: n.cpuW.plus(u.cpuW, -1).blend(m.pol.Windows) / n.cpus,
+		cpuPeak:  (n.cpuPeak - u.cpuHi) / n.cpus,
+		io:       n.ioW.plus(u.ioW, -1).blend(m.pol.Windows),
+		memPeak:  (n.memPeak - u.memHi) / n.memBytes,
+	}
+	v.mem = max(n.memCur-u.memCur, n.memPeak-u.memHi) / n.memBytes
+	return v
+}
