@@ -2,7 +2,6 @@ package placement
 
 import (
 	"fmt"
-	"math"
 	"time"
 )
 
@@ -195,5 +194,3 @@ func nodesN(n int, opts ...nodeOpt) []Node {
 	}
 	return out
 }
-
-func approx(a, b, tol float64) bool { return math.Abs(a-b) <= tol }

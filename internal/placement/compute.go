@@ -574,31 +574,12 @@ func (p *planner) repairAntiAffinity() {
 				}
 			}
 		}
-		srcBefore := m.total(m.view(node))
-		maxScore, hottest := m.maxScore(), m.hottestLoad()
 		var best *option
 		for _, u := range cands {
 			p.considered[u.idx] = true
-			srcAfter := m.total(m.viewWith(node, u, -1, true))
-			for _, t := range m.nodes {
-				if t == node || !t.usable {
-					continue
-				}
-				rej, in := m.runFilters(fs, u, t, false)
-				if len(rej) > 0 {
-					continue
-				}
-				o := &option{u: u, from: node, to: t, srcBefore: srcBefore, srcAfter: srcAfter,
-					tgtBefore: m.total(m.view(t)), tgtAfter: m.total(in.after()), cost: m.unitCost(u)}
-				if o.tgtAfter > maxScore || !m.keepsHottest(in, hottest) {
-					continue // repairs never make the hottest node hotter
-				}
-				o.key = o.pairDelta() + float64(o.cost)/GiB
-				o.spread = utilisation(in.after())
-				if better(o, best) {
-					best = o
-				}
-			}
+			best = p.bestSafeMove(u, node, m.nodes, fs, best, func(o *option, _ *nodeM) (float64, bool) {
+				return o.pairDelta() + float64(o.cost)/GiB, true
+			})
 		}
 		if best == nil {
 			unresolved[node.name+"\x00"+group] = true
@@ -610,6 +591,39 @@ func (p *planner) repairAntiAffinity() {
 	if !found {
 		p.note(ReasonNoViolation, "no node holds two guests of one exclude group")
 	}
+}
+
+// bestSafeMove evaluates moving u from src to each target that passes the filters, never raising a target
+// above the highest node score or the hottest node's load, and returns the better of best and the options for
+// which key accepts, by key.
+func (p *planner) bestSafeMove(u *unitM, src *nodeM, targets []*nodeM, fs []filter, best *option,
+	key func(o *option, t *nodeM) (float64, bool)) *option {
+	m := p.m
+	srcBefore, srcAfter := m.total(m.view(src)), m.total(m.viewWith(src, u, -1, true))
+	maxScore, hottest := m.maxScore(), m.hottestLoad()
+	for _, t := range targets {
+		if t == src || !t.usable {
+			continue
+		}
+		rej, in := m.runFilters(fs, u, t, false)
+		if len(rej) > 0 {
+			continue
+		}
+		o := &option{u: u, from: src, to: t, srcBefore: srcBefore, srcAfter: srcAfter,
+			tgtBefore: m.total(m.view(t)), tgtAfter: m.total(in.after()), cost: m.unitCost(u)}
+		if o.tgtAfter > maxScore || !m.keepsHottest(in, hottest) {
+			continue
+		}
+		k, ok := key(o, t)
+		if !ok {
+			continue
+		}
+		o.key, o.spread = k, utilisation(in.after())
+		if better(o, best) {
+			best = o
+		}
+	}
+	return best
 }
 
 // nextViolation returns the first (node, group) in name order holding two or more guests of the group.
@@ -659,35 +673,25 @@ func (p *planner) distribute() {
 		if !p.budgetLeft() {
 			return
 		}
-		srcBefore := m.total(m.view(hi))
-		maxScore, hottest := m.maxScore(), m.hottestLoad()
+		var targets []*nodeM
+		for _, t := range usable {
+			if t.small <= hi.small-2 {
+				targets = append(targets, t)
+			}
+		}
 		var best *option
 		for _, u := range p.movable(m.unitsOn(hi)) {
 			if len(u.members) != 1 || !m.guests[u.members[0]].small {
 				continue
 			}
 			p.considered[u.idx] = true
-			srcAfter := m.total(m.viewWith(hi, u, -1, true))
-			for _, t := range usable {
-				if t == hi || t.small > hi.small-2 {
-					continue
-				}
-				rej, in := m.runFilters(fs, u, t, false)
-				if len(rej) > 0 {
-					continue
-				}
-				o := &option{u: u, from: hi, to: t, srcBefore: srcBefore, srcAfter: srcAfter,
-					tgtBefore: m.total(m.view(t)), tgtAfter: m.total(in.after()), cost: m.unitCost(u)}
-				if (o.tgtAfter > 0 && o.pairDelta() > 0) || o.tgtAfter > maxScore || !m.keepsHottest(in, hottest) {
-					continue
+			best = p.bestSafeMove(u, hi, targets, fs, best, func(o *option, t *nodeM) (float64, bool) {
+				if o.tgtAfter > 0 && o.pairDelta() > 0 {
+					return 0, false // never push a target over thresholds to even out counts
 				}
 				// Prefer the emptiest target, then the cheapest guest, then the best score.
-				o.key = float64(t.small)*1000 + float64(o.cost)/GiB + o.pairDelta()/1000
-				o.spread = utilisation(in.after())
-				if better(o, best) {
-					best = o
-				}
-			}
+				return float64(t.small)*1000 + float64(o.cost)/GiB + o.pairDelta()/1000, true
+			})
 		}
 		if best == nil {
 			p.note(ReasonUnresolved, "node %s holds %d small guests, %s %d, and no small guest can move", hi.name, hi.small, lo.name, lo.small)

@@ -55,16 +55,8 @@ type guestM struct {
 	// node is where the guest is in the simulation; inflight is the target of a running migration or −1.
 	node     int
 	inflight int
-	cpu, mem []float32
-	cpuW     windows
-	memCur   float64
-	ioW      windows
-	cpuLo    float64
-	cpuHi    float64
-	memLo    float64
-	memHi    float64
-	coverage float64
-	vcpus    float64
+	demandStats
+	vcpus float64
 	// excludes, affinities and pins are the group/node names of exclude_, affinity_ and pin_ tags, sorted.
 	excludes, affinities, pins []string
 	ignore                     bool
@@ -90,17 +82,21 @@ type unitM struct {
 	members []int
 	group   string
 	// split is true when an affinity group's members are on different nodes.
-	split    bool
-	cpu, mem []float32
-	cpuW     windows
-	memCur   float64
-	ioW      windows
-	cpuLo    float64
-	cpuHi    float64
-	memLo    float64
-	memHi    float64
-	vcpus    float64
-	coverage float64
+	split bool
+	demandStats
+	vcpus float64
+}
+
+// demandStats is the normalised demand of a guest or a unit: series in cores and bytes, window averages
+// (iowait windows as attributed ratios), the series' extremes (for bounds) and the data coverage.
+type demandStats struct {
+	cpu, mem     []float32
+	cpuW         windows
+	memCur       float64
+	ioW          windows
+	cpuLo, cpuHi float64
+	memLo, memHi float64
+	coverage     float64
 }
 
 // model is the normalised snapshot plus the simulation's mutable state.
@@ -460,8 +456,7 @@ func (m *model) formUnits() {
 	for i := range parent {
 		parent[i] = i
 	}
-	var find func(int) int
-	find = func(i int) int {
+	find := func(i int) int {
 		for parent[i] != i {
 			parent[i] = parent[parent[i]]
 			i = parent[i]
