@@ -485,3 +485,69 @@ func TestDescriptionReadsLikeASentence(t *testing.T) {
 		t.Errorf("description\n got %q\nwant %q", got, want)
 	}
 }
+
+// ProxBalance never subtracts a moved guest from its source, so every guest of a hot node keeps looking worth
+// moving. Ours decrements the source in its simulation and stops once the node is under thresholds.
+func TestSourceIsDecrementedUnlikeNonDecrementingBaseline(t *testing.T) {
+	st := cluster(nodesN(4), hot4())
+	pol := DefaultPolicy()
+	p := mustPlan(t, st, pol, rebalance)
+	base := newEvaluator(st, pol).outcome(proxBalanceStyle(newEvaluator(st, pol)))
+	if len(p.Moves) != 1 {
+		t.Errorf("ours moves %v, want exactly one", movesOf(p))
+	}
+	if base.moves <= len(p.Moves) {
+		t.Errorf("non-decrementing baseline moves %d, want more than ours (%d): the test no longer shows the flaw", base.moves, len(p.Moves))
+	}
+	if p.After.MaxScore != 0 {
+		t.Errorf("after our plan a node still scores %.1f", p.After.MaxScore)
+	}
+}
+
+// rotate returns st seen hours later: every series shifted left (the history is a repeating week), so the
+// statistics are the same and only "now" differs.
+func rotate(st State, hours int) State {
+	out := st
+	out.Nodes = slices.Clone(st.Nodes)
+	out.Guests = slices.Clone(st.Guests)
+	rot := func(s Series) Series {
+		if s == nil {
+			return nil
+		}
+		return append(slices.Clone(s[hours:]), s[:hours]...)
+	}
+	for i := range out.Nodes {
+		l := &out.Nodes[i].Load
+		l.CPU.Series, l.Memory.Series, l.IOWait.Series = rot(l.CPU.Series), rot(l.Memory.Series), rot(l.IOWait.Series)
+	}
+	for i := range out.Guests {
+		d := &out.Guests[i].Demand
+		d.CPU.Series, d.Memory.Series = rot(d.CPU.Series), rot(d.Memory.Series)
+	}
+	return out
+}
+
+// Two nodes whose guests peak twelve hours apart: an instant-value balancer (ProxLB, CRS) sees a different
+// hot node at noon and at midnight and moves guests back and forth; ours plans from the week's history and
+// gives the same answer at both times.
+func TestNoPingPongOnATwoNodeOscillation(t *testing.T) {
+	st := cluster(nodesN(2), []Guest{
+		guest(101, peakAt(0.5, 6, 13, 3)), guest(102, useCPU(3)),
+		guest(201, on("pve2"), peakAt(0.5, 6, 1, 3)), guest(202, on("pve2"), useCPU(3)),
+	})
+	noon := rotate(st, 8)      // the last sample is 14:00
+	midnight := rotate(st, 20) // the last sample is 02:00
+	pol := DefaultPolicy()
+	pol.MaxMoves = 0
+	instantMoves := 0
+	for _, at := range []State{noon, midnight} {
+		p := mustPlan(t, at, pol, rebalance)
+		if len(p.Moves) != 0 {
+			t.Errorf("ours moves %v: the averages and p95 are the same at any hour", movesOf(p))
+		}
+		instantMoves += newEvaluator(at, pol).outcome(proxLBStyle(newEvaluator(at, pol))).moves
+	}
+	if instantMoves < 2 {
+		t.Errorf("the instant-value baseline moved %d times; the scenario no longer oscillates", instantMoves)
+	}
+}
