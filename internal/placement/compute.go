@@ -540,7 +540,7 @@ func (m *model) preferencePenalty(u *unitM, t *nodeM) float64 {
 				pen += 200
 			}
 		}
-		if len(g.pins) > 0 && !slices.Contains(g.pins, t.name) {
+		if len(g.pins) > 0 && !pinnedTo(g, t) {
 			pen += 100
 		}
 	}
@@ -806,6 +806,9 @@ func (p *planner) finishDecisions() {
 	fs := filtersFor(m.evacuation)
 	for _, ui := range sortedKeys(p.considered) {
 		u := m.units[ui]
+		if m.guests[u.members[0]].moved {
+			continue // selected; considered again for re-targeting but left where the plan puts it
+		}
 		from := m.nodeOf(u)
 		cands := m.evaluateTargets(u, from, fs, false)
 		feasible := 0

@@ -146,11 +146,16 @@ func (pinned) Name() string { return "pin" }
 func (pinned) Filter(in *filterInput) Status {
 	for _, gi := range in.u.members {
 		g := in.m.guests[gi]
-		if len(g.pins) > 0 && !slices.Contains(g.pins, in.target.name) {
+		if len(g.pins) > 0 && !pinnedTo(g, in.target) {
 			return Status{Code: ReasonPinned, Detail: "pin_" + strings.Join(g.pins, ",pin_")}
 		}
 	}
 	return Status{}
+}
+
+// pinnedTo reports whether one of g's pin_ tags names n (node names compare case-insensitively, like tags).
+func pinnedTo(g *guestM, n *nodeM) bool {
+	return slices.ContainsFunc(g.pins, func(p string) bool { return strings.EqualFold(p, n.name) })
 }
 
 // nodeCoverage keeps load-driven moves off nodes whose load is mostly unknown: an empty-looking node without
@@ -158,7 +163,7 @@ func (pinned) Filter(in *filterInput) Status {
 func (nodeCoverage) Name() string { return "node-coverage" }
 func (nodeCoverage) Filter(in *filterInput) Status {
 	if in.target.coverage < in.m.pol.MinCoverage {
-		return Status{Code: ReasonLowCoverage, Detail: "node " + in.target.name}
+		return Status{Code: ReasonLowCoverage}
 	}
 	return Status{}
 }

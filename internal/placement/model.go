@@ -121,8 +121,8 @@ func newModel(st State, pol Policy, evacuation bool) (*model, error) {
 	m := &model{pol: pol, nodeByName: make(map[string]int, len(st.Nodes)), evacuation: evacuation}
 	T := 0
 	lengths := func(what string, s Series) error {
-		if s == nil {
-			return nil
+		if len(s) == 0 {
+			return nil // missing: replaced below
 		}
 		if T == 0 {
 			T = len(s)
@@ -360,7 +360,7 @@ func (m *model) normaliseDemand(gm *guestM, nWeek int) {
 	var memW windows
 	memW, gm.memLo, gm.memHi = m.windowsOf(gm.mem, nil, nWeek)
 	gm.memCur = memW.cur
-	if g.Demand.DiskIO.Series != nil || g.Demand.DiskIO.Summary != nil {
+	if len(g.Demand.DiskIO.Series) > 0 || g.Demand.DiskIO.Summary != nil {
 		io, _ := m.metricSeries(g.Demand.DiskIO, func() float64 { return 0 })
 		gm.ioW, _, _ = m.windowsOf(io, g.Demand.DiskIO.Summary, nWeek) // bytes/s; turned into iowait later
 	}
@@ -391,7 +391,7 @@ func (n *nodeM) account(g *guestM, sign int) {
 // metricSeries returns the metric's gap-filled series and coverage; a missing series becomes a flat one at the
 // Summary's p95 or, without a Summary, at fallback(), with coverage 0.
 func (m *model) metricSeries(mt Metric, fallback func() float64) ([]float32, float64) {
-	if mt.Series != nil {
+	if len(mt.Series) == m.T {
 		s, share := fillGaps(mt.Series)
 		if s != nil {
 			return s, clamp01(mt.Coverage) * share

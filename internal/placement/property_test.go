@@ -189,3 +189,28 @@ func TestSelectKMatchesSort(t *testing.T) {
 		}
 	}
 }
+
+// FuzzCompute plans random clusters (shape from the fuzzer) with every action and checks the invariants that
+// hold for any input: no panic, no constraint violation, a decision for every move.
+func FuzzCompute(f *testing.F) {
+	f.Add(uint64(1), uint8(3), uint8(12), uint8(0), uint8(50))
+	f.Add(uint64(7), uint8(1), uint8(3), uint8(2), uint8(0))
+	f.Add(uint64(99), uint8(6), uint8(40), uint8(3), uint8(90))
+	f.Add(uint64(5), uint8(2), uint8(0), uint8(4), uint8(10))
+	f.Fuzz(func(t *testing.T, seed uint64, nodes, guests, action, hot uint8) {
+		spec := genSpec{seed: seed, nodes: 1 + int(nodes%8), guests: int(guests % 60), hot: float64(hot%101) / 100,
+			constraints: seed%2 == 0, peakAmp: float64(seed%7) / 5, cpuBusy: 0.1 + float64(seed%5)/10}
+		st := generate(spec) // with no guests, node series are empty: the planner must cope
+		req := []Request{rebalance, repair, spread, evacuate("pve01"), relieve("pve01")}[action%5]
+		pol := DefaultPolicy()
+		pol.MaxMoves = 0
+		p, err := Compute(st, pol, req)
+		if err != nil {
+			t.Fatalf("Compute: %v", err)
+		}
+		for _, v := range violations(st, pol, p) {
+			t.Errorf("%s: %s", req.Action, v)
+		}
+		checkPlanInvariants(t, st, p)
+	})
+}

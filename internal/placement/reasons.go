@@ -110,6 +110,8 @@ func (s Status) phrase() string {
 		return "lack memory"
 	case ReasonCPUOvercommit:
 		return "exceed the vCPU overcommit cap"
+	case ReasonLowCoverage:
+		return "have too little load data"
 	case ReasonLocalDevice:
 		return "cannot take local device " + s.Detail
 	case ReasonUnsharedBindMount:
