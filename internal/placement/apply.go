@@ -217,9 +217,10 @@ func (w *idWriter) metric(mt Metric) {
 	w.u64(uint64(len(mt.Series)))
 	const chunk = 4096
 	for i := 0; i < len(mt.Series); i += chunk {
-		w.buf = w.buf[:0]
-		for _, v := range mt.Series[i:min(i+chunk, len(mt.Series))] {
-			w.buf = binary.LittleEndian.AppendUint32(w.buf, math.Float32bits(v))
+		part := mt.Series[i:min(i+chunk, len(mt.Series))]
+		w.buf = slices.Grow(w.buf[:0], 4*len(part))[:4*len(part)]
+		for j, v := range part {
+			binary.LittleEndian.PutUint32(w.buf[4*j:], math.Float32bits(v))
 		}
 		w.h.Write(w.buf)
 	}

@@ -40,3 +40,21 @@ func BenchmarkPlanRebalanceLarge(b *testing.B) {
 	b.ReportMetric(float64(len(p.Moves)), "moves")
 	b.ReportMetric(float64(len(p.Decisions)), "decisions")
 }
+
+// BenchmarkPlanEvacuateLarge empties the fullest node of largeSpec (every guest placed, no improvement bar).
+func BenchmarkPlanEvacuateLarge(b *testing.B) {
+	st := generate(largeSpec)
+	pol := DefaultPolicy()
+	b.ReportAllocs()
+	var p Plan
+	cpu0 := cpuTime()
+	for b.Loop() {
+		var err error
+		p, err = Compute(st, pol, evacuate("pve02"))
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/op")
+	b.ReportMetric(float64(len(p.Moves)), "moves")
+}
