@@ -241,3 +241,26 @@ func TestMaxMovesBoundsThePlan(t *testing.T) {
 		t.Errorf("no decision says MaxMovesReached: %+v", p.Decisions)
 	}
 }
+
+// Confidence falls with thinner data, a smaller margin over the bar and a bigger, riskier copy.
+func TestConfidenceReflectsDataMarginAndRisk(t *testing.T) {
+	conf := func(opts ...guestOpt) int {
+		t.Helper()
+		g := guest(101, append([]guestOpt{useCPU(6)}, opts...)...)
+		p := mustPlan(t, cluster(nodesN(2), []Guest{g, guest(102, useCPU(6), tags("ignore"))}), DefaultPolicy(), rebalance)
+		if len(p.Moves) != 1 {
+			t.Fatalf("moves = %v", movesOf(p))
+		}
+		return p.Moves[0].Confidence
+	}
+	full := conf()
+	if full < 90 {
+		t.Errorf("complete data, clear gain: confidence %d, want ≥ 90", full)
+	}
+	if c := conf(guestCoverage(0.6)); c >= full {
+		t.Errorf("coverage 0.6: confidence %d, want below %d", c, full)
+	}
+	if c := conf(localDisk("local-zfs", 200*GiB), ha()); c >= full {
+		t.Errorf("200 GiB local disk, HA: confidence %d, want below %d", c, full)
+	}
+}
