@@ -46,7 +46,7 @@ func (p *planner) loadDriven(only *nodeM) {
 		}
 		var best *option
 		for _, src := range over {
-			best = p.bestRelief(src, scores, fs)
+			best = p.bestRelief(src, scores, fs, only != nil)
 			if best != nil {
 				break
 			}
@@ -70,9 +70,17 @@ func (p *planner) loadDriven(only *nodeM) {
 // bestRelief evaluates every movable unit on src against every target and returns the option with the largest
 // drop of the pair's summed score among those whose improvement clears Policy.MinImprovement and whose pair
 // drop is at least MinImprovement/5 (so moving a tiny guest to an empty node is not progress), or nil.
-func (p *planner) bestRelief(src *nodeM, scores []float64, fs []filter) *option {
+//
+// Relieve (resolve true) also accepts a move that resolves the source completely while its target stays under
+// every threshold: an alert asked for exactly that, even when the node is only just over a threshold.
+func (p *planner) bestRelief(src *nodeM, scores []float64, fs []filter, resolve bool) *option {
 	m := p.m
 	srcBefore := scores[src.idx]
+	// clears reports whether a target scoring tgt after the move (a lower bound is fine for pruning) can clear
+	// the bar.
+	clears := func(tgt float64) bool {
+		return srcBefore-tgt >= m.pol.MinImprovement || (resolve && tgt == 0)
+	}
 	hottest := m.hottestLoad()
 	cands := p.movable(m.unitsOn(src))
 	p.sortByContribution(src, cands)
@@ -92,7 +100,7 @@ func (p *planner) bestRelief(src *nodeM, scores []float64, fs []filter) *option 
 		srcDone := false
 		origin := m.nodes[m.guests[u.members[0]].origin]
 		for _, t := range m.nodes {
-			if t == src || !t.usable || srcBefore-scores[t.idx] < m.pol.MinImprovement {
+			if t == src || !t.usable || !clears(scores[t.idx]) {
 				continue // the target's score only grows when the unit lands: it cannot clear the bar
 			}
 			if t == origin && src != origin {
@@ -103,7 +111,7 @@ func (p *planner) bestRelief(src *nodeM, scores []float64, fs []filter) *option 
 				continue
 			}
 			tgtLower := m.total(m.lowerWith(t, u))
-			if srcBefore-tgtLower < m.pol.MinImprovement {
+			if !clears(tgtLower) {
 				continue
 			}
 			if !srcDone {
@@ -114,7 +122,7 @@ func (p *planner) bestRelief(src *nodeM, scores []float64, fs []filter) *option 
 				continue
 			}
 			tgtAfter := m.total(in.after())
-			if srcBefore-tgtAfter < m.pol.MinImprovement || !m.keepsHottest(in, hottest) {
+			if !clears(tgtAfter) || (srcBefore-tgtAfter < m.pol.MinImprovement && srcAfter > 0) || !m.keepsHottest(in, hottest) {
 				continue
 			}
 			o := &option{u: u, from: src, to: t, srcBefore: srcBefore, srcAfter: srcAfter,
