@@ -264,3 +264,22 @@ func TestConfidenceReflectsDataMarginAndRisk(t *testing.T) {
 		t.Errorf("200 GiB local disk, HA: confidence %d, want below %d", c, full)
 	}
 }
+
+// PVE may already list a migrating guest on its target; the source still holds it until the task ends.
+func TestInFlightHoldsBothSidesWhereverTheGuestIsListed(t *testing.T) {
+	st := cluster(nodesN(3), []Guest{guest(300, on("pve2"), useCPU(7), tags("exclude_db"))},
+		inFlight("qemu/300", "pve1", "pve2"))
+	m, err := newModel(st, DefaultPolicy(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"pve1", "pve2"} {
+		n := m.nodes[m.nodeByName[name]]
+		if n.guests != 1 || n.groups["exclude_db"] != 1 || n.cpuPeak < 7 {
+			t.Errorf("%s: guests %d, exclude_db %d, cpu peak %.1f; want the migrating guest counted", name, n.guests, n.groups["exclude_db"], n.cpuPeak)
+		}
+	}
+	if n := m.nodes[m.nodeByName["pve3"]]; n.guests != 0 {
+		t.Errorf("pve3 counts %d guests", n.guests)
+	}
+}
