@@ -48,6 +48,8 @@ func TestComputeRejectsInvalidInput(t *testing.T) {
 	dupGuest := cluster(nodesN(2), []Guest{guest(101), guest(101)})
 	badFlight := cluster(nodesN(2), []Guest{guest(101)}, inFlight("qemu/101", "pve1", "pve7"))
 	zeroCPU := cluster([]Node{node("pve1", cpus(0))}, nil)
+	noStep := cluster(nodesN(2), []Guest{guest(101)})
+	noStep.Step = 0
 	badPolicy := DefaultPolicy()
 	badPolicy.PeakQuantile = 2
 	cases := []struct {
@@ -63,6 +65,7 @@ func TestComputeRejectsInvalidInput(t *testing.T) {
 		{"guest listed twice", dupGuest, DefaultPolicy(), rebalance, "guest qemu/101: listed twice"},
 		{"in-flight to unknown node", badFlight, DefaultPolicy(), rebalance, `in-flight migration of qemu/101: unknown target "pve7"`},
 		{"online node without CPUs", zeroCPU, DefaultPolicy(), rebalance, "node pve1: online with 0 CPUs"},
+		{"series without a step", noStep, DefaultPolicy(), rebalance, "state: step 0s must be positive for series of 168 samples"},
 		{"unknown action", good, DefaultPolicy(), Request{Action: "shuffle"}, `unknown action "shuffle"`},
 		{"relieve without node", good, DefaultPolicy(), Request{Action: ActionRelieve}, "action relieve needs a node"},
 		{"evacuate unknown node", good, DefaultPolicy(), evacuate("pve5"), `action evacuate: unknown node "pve5"`},

@@ -115,7 +115,8 @@ type model struct {
 	evacuation bool
 }
 
-const samplesPerDay = 24 * time.Hour
+// day is the length of the 24 h window (7 of them make the week window).
+const day = 24 * time.Hour
 
 // newModel normalises st: sorts nodes and guests, fills gaps, computes node loads as max(usage, Σ guests) and
 // the windows, and forms units. It returns an error for input that cannot be planned on.
@@ -155,17 +156,20 @@ func newModel(st State, pol Policy, evacuation bool) (*model, error) {
 			}
 		}
 	}
+	step := st.Step
+	if T > 1 && step <= 0 {
+		return nil, fmt.Errorf("state: step %v must be positive for series of %d samples", step, T)
+	}
 	if T == 0 {
 		T = 1 // no history at all: one synthetic sample per metric (from Summary or conservative values)
 	}
+	if step <= 0 {
+		step = 5 * time.Minute // a single sample: the step only sizes the windows
+	}
 	m.T = T
 	m.scratch = make([]float32, T)
-	step := st.Step
-	if step <= 0 {
-		step = 5 * time.Minute
-	}
 	m.nCur = max(1, int(pol.CurrentWindow/step))
-	m.nDay = max(1, int(samplesPerDay/step))
+	m.nDay = max(1, int(day/step))
 	nWeek := 7 * m.nDay
 
 	// Nodes, sorted by name.
