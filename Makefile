@@ -6,7 +6,7 @@ PKGS      := ./...
 TESTFLAGS ?= -race -count=1 -timeout 15m
 BENCHTIME ?= 1s
 
-.PHONY: all build test unit lint fmt vet staticcheck deps bench demo clean rules-test
+.PHONY: all build test unit lint fmt vet staticcheck deps bench bench-quality demo clean rules-test
 
 all: build
 
@@ -44,6 +44,11 @@ staticcheck:
 ## bench: speed and memory goals, as Go benchmarks. Compare runs with `go tool -modfile=tools/go.mod benchstat`.
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) $(PKGS)
+
+## bench-quality: the planner against two peer baselines and a brute-force optimum, as a table.
+bench-quality:
+	$(GO) test -count=1 -run TestQualityTable -v ./internal/placement
+	$(GO) test -run '^$$' -bench 'PlanRebalanceLarge|PlanEvacuateLarge' -benchmem ./internal/placement
 
 ## demo: the simulated cluster (later issues grow this into the whole stack).
 demo: build
