@@ -6,7 +6,7 @@ PKGS      := ./...
 TESTFLAGS ?= -race -count=1 -timeout 15m
 BENCHTIME ?= 1s
 
-.PHONY: all build test unit lint fmt vet staticcheck deps bench demo clean
+.PHONY: all build test unit lint fmt vet staticcheck deps bench demo clean rules-test
 
 all: build
 
@@ -21,6 +21,13 @@ unit:
 
 deps:
 	./scripts/install-deps.sh
+
+## rules-test: promtool's checks and unit tests of the Prometheus rules (also run by `go test ./rules`).
+## PROMTOOL=/path/to/promtool tests them with another Prometheus release.
+PROMTOOL ?= promtool
+rules-test:
+	$(PROMTOOL) check rules rules/*.yml
+	$(PROMTOOL) test rules rules/tests/*.yml
 
 lint: fmt vet staticcheck
 
