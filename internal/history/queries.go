@@ -17,7 +17,7 @@ const rawWindow = 5 * time.Minute
 
 // Labels this package adds in PromQL to tell series of one query apart.
 const (
-	directionLabel = "direction"  // network and disk queries: receive/transmit, read/write
+	directionLabel = "direction" // network and disk queries: receive/transmit, read/write
 	fallbackLabel  = "pb_signal" // the shared fallback query: the signal query each series belongs to
 )
 
