@@ -65,15 +65,15 @@ func gap(from, to time.Duration) alive {
 func since(d time.Duration) alive { return func(before time.Duration) bool { return before < d } }
 
 type fixtureNode struct {
-	name                   string
-	cpus                   float64
-	memSize                float64
-	cpuRatio, mem, iowait  shape
-	pressureCPUSome        float64 // 0: no PSI (PVE 8)
+	name                  string
+	cpus                  float64
+	memSize               float64
+	cpuRatio, mem, iowait shape
+	pressureCPUSome       float64 // 0: no PSI (PVE 8)
 }
 
 type fixtureGuest struct {
-	id                string
+	id, node          string
 	limit             float64
 	cpuRatio, mem     shape
 	alive             alive
@@ -96,10 +96,10 @@ func newFixture(end time.Time) fixture {
 			{name: "pve3", cpus: 8, memSize: 32 * gib, cpuRatio: constant(0.3), mem: constant(4 * gib), iowait: daySwitch(0.01, 0.2)},
 		},
 		guests: []fixtureGuest{
-			{id: "qemu/100", limit: 4, cpuRatio: constant(0.5), mem: constant(2 * gib), alive: always, netRx: 1000, netTx: 500, diskRead: 2000, diskWri: 4000},
-			{id: "qemu/101", limit: 2, cpuRatio: daySwitch(0.25, 0.75), mem: constant(1 * gib), alive: always},
-			{id: "qemu/102", limit: 4, cpuRatio: constant(0.1), mem: constant(gib / 2), alive: gap(30*time.Hour, 28*time.Hour)},
-			{id: "lxc/200", limit: 1, cpuRatio: constant(0.2), mem: constant(gib / 4), alive: since(12 * time.Hour)},
+			{id: "qemu/100", node: "pve1", limit: 4, cpuRatio: constant(0.5), mem: constant(2 * gib), alive: always, netRx: 1000, netTx: 500, diskRead: 2000, diskWri: 4000},
+			{id: "qemu/101", node: "pve2", limit: 2, cpuRatio: daySwitch(0.25, 0.75), mem: constant(1 * gib), alive: always},
+			{id: "qemu/102", node: "pve3", limit: 4, cpuRatio: constant(0.1), mem: constant(gib / 2), alive: gap(30*time.Hour, 28*time.Hour)},
+			{id: "lxc/200", node: "pve1", limit: 1, cpuRatio: constant(0.2), mem: constant(gib / 4), alive: since(12 * time.Hour)},
 		},
 	}
 }
@@ -230,7 +230,7 @@ func (f fixture) openMetrics() string {
 						break
 					}
 					if v, ok := f.avg(guestVal(g), g.alive, b); ok {
-						o.sample(f, name, labels(sc.instance, g.id, `node="pveX"`), b, v)
+						o.sample(f, name, labels(sc.instance, g.id, `node="`+g.node+`"`), b, v)
 					}
 				}
 			}
@@ -255,7 +255,7 @@ func (f fixture) avg(s shape, alive alive, at time.Duration) (float64, bool) {
 	var sum float64
 	n := 0
 	// Scrapes sit at 30s + k·1m before end; start at the first one at or after at.
-	first := scrapeOffset + (at-scrapeOffset+time.Minute-1).Truncate(time.Minute)
+	first := scrapeOffset + (at - scrapeOffset + time.Minute - 1).Truncate(time.Minute)
 	if at <= scrapeOffset {
 		first = scrapeOffset
 	}
@@ -272,7 +272,9 @@ func (f fixture) avg(s shape, alive alive, at time.Duration) (float64, bool) {
 }
 
 // expectRaw is what the raw path gives at a grid point: the 5-minute average at the point itself.
-func (f fixture) expectRaw(s shape, alive alive, at time.Duration) (float64, bool) { return f.avg(s, alive, at) }
+func (f fixture) expectRaw(s shape, alive alive, at time.Duration) (float64, bool) {
+	return f.avg(s, alive, at)
+}
 
 // expectRule is what the rule path gives at a grid point: the latest recorded sample within the 5-minute lookback
 // of an instant selector.
@@ -542,4 +544,3 @@ func TestFetchFromPrometheus(t *testing.T) {
 		}
 	})
 }
-
