@@ -1,0 +1,189 @@
+package placement
+
+import "time"
+
+// Action names what a plan is for.
+type Action string
+
+// The actions the planner knows.
+const (
+	// ActionRebalance moves guests off nodes above thresholds, cluster-wide.
+	ActionRebalance Action = "rebalance"
+	// ActionRelieve moves guests off Request.Node until it is under thresholds (alert-driven).
+	ActionRelieve Action = "relieve"
+	// ActionEvacuate moves every guest off Request.Node (maintenance). Tag gates (ignore, pin_, affinity_,
+	// AllowHA) are bypassed; hardware, storage, memory and lock constraints never are.
+	ActionEvacuate Action = "evacuate"
+	// ActionRepairAntiAffinity moves guests until no node holds two guests of one exclude_<group>.
+	ActionRepairAntiAffinity Action = "repair-anti-affinity"
+	// ActionDistribute evens out the per-node counts of small guests.
+	ActionDistribute Action = "distribute"
+)
+
+// Request asks for one plan.
+type Request struct {
+	Action Action
+	// Node is the node to relieve or evacuate; empty for the other actions.
+	Node string
+	// Trigger says what caused the request (e.g. "alert:NodeCPUHigh pve1", "schedule", "api"); carried into
+	// the Plan and its ID.
+	Trigger string
+}
+
+// Plan is the planner's answer: moves in execution order, a decision for every guest considered, and the
+// cluster's metrics before and after (as predicted by the simulation).
+type Plan struct {
+	// ID is a deterministic hash of the inputs and the request: the same inputs give the same ID.
+	ID      string
+	Action  Action
+	Node    string
+	Trigger string
+	// At is State.Now.
+	At time.Time
+	// Moves are in execution order: each is valid on the cluster as left by the moves before it.
+	Moves []Move
+	// Decisions has one record per guest considered, sorted by guest ID.
+	Decisions []Decision
+	// Notes record guard clauses and stop conditions: why the plan is empty or ended.
+	Notes []Note
+	// Before and After are the cluster metrics now and after all Moves (simulated).
+	Before, After ClusterMetrics
+}
+
+// Note is one plan-level remark with a reason code.
+type Note struct {
+	Reason  Reason
+	Message string
+}
+
+// Move is one guest migration.
+type Move struct {
+	// Guest is the guest ID ("qemu/105"); GuestName its name.
+	Guest, GuestName string
+	Source, Target   string
+	// Group is the affinity group when the guest moves as part of one ("" otherwise); all moves of a group
+	// are adjacent in Plan.Moves and share a target.
+	Group string
+	// Online is true for a live migration (running guest), false for an offline one.
+	Online bool
+	// Reasons say why the move is proposed (e.g. CPUOverThreshold, Evacuate).
+	Reasons []Reason
+	// Description is one human sentence, e.g. "move qemu/105 (web-3, 4 vCPU, 8 GiB) from pve1 to pve3:
+	// pve1 CPU p95 92% → 71%; pve3 48% → 63%".
+	Description string
+	// Scores of source and target nodes before and after the move, in points (lower is better).
+	SourceBefore, SourceAfter, TargetBefore, TargetAfter Score
+	// Improvement is SourceBefore.Total − TargetAfter.Total, in points.
+	Improvement float64
+	// Confidence (0..100) blends data coverage, score margin, guest size and risk.
+	Confidence int
+	Cost       Cost
+	// StorageCheck is the result of the storage filter on the chosen target.
+	StorageCheck StorageCheck
+	// Candidates lists every target considered, sorted by node name: feasible ones with their score after the
+	// move, rejected ones with their filter statuses.
+	Candidates []Candidate
+}
+
+// Score is a node's score in points (0..100+, lower is better) with the per-plugin breakdown.
+type Score struct {
+	Total   float64
+	Plugins []PluginScore
+}
+
+// PluginScore is one scorer's contribution.
+type PluginScore struct {
+	// Plugin is the scorer's name: "cpu", "cpu-peak", "memory", "iowait".
+	Plugin string
+	// Value is the measured utilisation ratio the scorer looked at (e.g. 0.92 for a CPU p95 of 92 %).
+	Value float64
+	// Points is the weighted penalty.
+	Points float64
+}
+
+// Candidate is one target considered for a move.
+type Candidate struct {
+	Node string
+	// Feasible is true when every filter passed.
+	Feasible bool
+	// Rejections are the failed filters' statuses (empty when Feasible).
+	Rejections []Status
+	// After is the target's score with the guest on it (feasible candidates only); Improvement the move's.
+	After       Score
+	Improvement float64
+}
+
+// Cost is what a move costs.
+type Cost struct {
+	// MemoryBytes is memory copied by a live migration (0 offline); DiskBytes local (unshared) disks copied.
+	MemoryBytes, DiskBytes uint64
+	// Duration is the estimate at Policy.BandwidthBytesPerSecond.
+	Duration time.Duration
+}
+
+// GiB returns the total copied, in GiB.
+func (c Cost) GiB() float64 { return float64(c.MemoryBytes+c.DiskBytes) / GiB }
+
+// StorageCheck records the storage filter's result for the chosen target.
+type StorageCheck struct {
+	OK bool
+	// Storages are the storages the guest uses, sorted.
+	Storages []string
+	// Status is the failing status when !OK.
+	Status Status
+}
+
+// Outcome is what happened to a guest considered for moving.
+type Outcome string
+
+// The outcomes of a Decision.
+const (
+	// OutcomeSelected: the guest moves (see Plan.Moves).
+	OutcomeSelected Outcome = "selected"
+	// OutcomeSkipped: the guest could move, but the planner chose not to (Reasons say why).
+	OutcomeSkipped Outcome = "skipped"
+	// OutcomeFiltered: no target passed the filters (Summary is the FitError-style summary).
+	OutcomeFiltered Outcome = "filtered"
+	// OutcomeManual: evacuation could not move the guest; an operator must act (Reasons say why).
+	OutcomeManual Outcome = "manual"
+)
+
+// Decision records the planner's verdict on one guest.
+type Decision struct {
+	Guest string
+	// Node is where the guest was when considered.
+	Node    string
+	Outcome Outcome
+	Reasons []Reason
+	// Summary is a human sentence; for OutcomeFiltered it reads "0/5 nodes are available: 3 lack storage
+	// local-zfs, 2 hold a guest of exclude_db".
+	Summary string
+}
+
+// ClusterMetrics summarise cluster load, for "predicted gain" reports.
+type ClusterMetrics struct {
+	// HottestNode has the highest Load; HottestLoad is that Load.
+	HottestNode string
+	HottestLoad float64
+	// LoadCV is the coefficient of variation (stddev/mean) of the online nodes' Load.
+	LoadCV float64
+	// MaxScore is the highest node score, in points.
+	MaxScore float64
+	// Nodes are per-node metrics, sorted by name.
+	Nodes []NodeMetrics
+}
+
+// NodeMetrics are one node's load figures, ratios 0..1 (above 1 when overcommitted).
+type NodeMetrics struct {
+	Node string
+	// CPUP95 is the PeakQuantile of CPU use over the series, divided by the node's CPUs.
+	CPUP95 float64
+	// MemoryP95 is the PeakQuantile of memory use divided by the node's memory.
+	MemoryP95 float64
+	// Load is max(CPUP95, MemoryP95).
+	Load float64
+	// Score is the node's score in points.
+	Score float64
+	// Guests counts the guests on the node (in-flight ones on both sides).
+	Guests int
+}
