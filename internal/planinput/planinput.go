@@ -92,7 +92,9 @@ type builder struct {
 	notes        []string
 }
 
-func (b *builder) notef(format string, args ...any) { b.notes = append(b.notes, fmt.Sprintf(format, args...)) }
+func (b *builder) notef(format string, args ...any) {
+	b.notes = append(b.notes, fmt.Sprintf(format, args...))
+}
 
 func (b *builder) node(n pve.Node, quorate bool) placement.Node {
 	out := placement.Node{

@@ -236,16 +236,16 @@ func TestBuildGuests(t *testing.T) {
 		},
 		{
 			name: "tags from resources and config, lower case, once, sorted",
-			g: guest(100, "pve1", tags("Exclude_DB", "prod"), func(g *pve.Guest) { g.Config.Tags = []string{"prod", " pin_pve1 "} }),
+			g:    guest(100, "pve1", tags("Exclude_DB", "prod"), func(g *pve.Guest) { g.Config.Tags = []string{"prod", " pin_pve1 "} }),
 			want: func(g *placement.Guest) { g.Tags = []string{"exclude_db", "pin_pve1", "prod"} },
 		},
 		{
 			name: "config memory and vCPUs win over the resource list",
-			g:    guest(100, "pve1", func(g *pve.Guest) { g.CPUs, g.MemMax = 8, 1 << 30 }),
+			g:    guest(100, "pve1", func(g *pve.Guest) { g.CPUs, g.MemMax = 8, 1<<30 }),
 		},
 		{
 			name:  "unread config holds the guest with a lock; the resource list supplies capacity",
-			g:     guest(100, "pve1", noConfig, func(g *pve.Guest) { g.CPUs, g.MemMax = 2.5, 2 << 30 }),
+			g:     guest(100, "pve1", noConfig, func(g *pve.Guest) { g.CPUs, g.MemMax = 2.5, 2<<30 }),
 			want:  func(g *placement.Guest) { g.Lock, g.VCPUs, g.MemoryBytes = LockConfigUnread, 3, 2<<30 },
 			notes: []string{"guest qemu/100: config not read, held in place"},
 		},
