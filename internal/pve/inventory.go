@@ -253,7 +253,19 @@ type FetchError struct {
 	Endpoint string // API path, e.g. "/nodes/pve3/status"
 	Node     string
 	Err      error
+	// Stale is true when an older value of this part stands in for it in the Inventory.
+	Stale bool
 }
+
+func (e FetchError) Error() string {
+	if e.Stale {
+		return e.Endpoint + " (using older data): " + e.Err.Error()
+	}
+	return e.Endpoint + ": " + e.Err.Error()
+}
+
+// Unwrap gives errors.As access to the *APIError.
+func (e FetchError) Unwrap() error { return e.Err }
 
 func itoa(i int) string { return strconv.Itoa(i) }
 
