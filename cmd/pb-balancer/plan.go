@@ -120,14 +120,16 @@ func parseSelector(s string) (map[string]string, error) {
 	out := map[string]string{}
 	for _, part := range splitList(s) {
 		name, value, ok := strings.Cut(part, "=")
-		name, value = strings.TrimSpace(name), strings.TrimSpace(value)
+		name = strings.TrimSpace(name)
 		if !ok || name == "" {
 			return nil, fmt.Errorf("%q: want name=value", part)
 		}
 		if _, dup := out[name]; dup {
 			return nil, fmt.Errorf("label %q given twice", name)
 		}
-		out[name] = strings.Trim(value, `"`)
+		// Quotes are optional (instance="a" reads like PromQL); surrounding blanks and quotes go in one pass, so
+		// parsing is idempotent.
+		out[name] = strings.Trim(value, " \t\r\n\"")
 	}
 	return out, nil
 }
@@ -184,6 +186,7 @@ type planResult struct {
 	Notes    []string          `json:"notes,omitempty"`
 	History  historyReport     `json:"history"`
 	snapshot *history.Snapshot // for -explain
+	guests   map[string]string // guest id → node, for -explain
 }
 
 type historyReport struct {
@@ -222,6 +225,10 @@ func computePlan(ctx context.Context, o planOptions, src planSources, logger log
 	if err != nil {
 		return planResult{}, fmt.Errorf("planning: %w", err)
 	}
+	guests := make(map[string]string, len(st.Guests))
+	for _, g := range st.Guests {
+		guests[g.ID] = g.Node
+	}
 	return planResult{
 		Plan:  plan,
 		Notes: notes,
@@ -230,6 +237,7 @@ func computePlan(ctx context.Context, o planOptions, src planSources, logger log
 			Queries: len(snap.Queries), Fallbacks: snap.Fallbacks, Warnings: snap.Warnings,
 		},
 		snapshot: snap,
+		guests:   guests,
 	}, nil
 }
 
@@ -278,23 +286,23 @@ func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// guestID resolves -explain: a full id ("qemu/100") as is, a bare VMID to the guest of the plan with that number.
-func guestID(arg string, plan placement.Plan) (string, error) {
-	if strings.Contains(arg, "/") {
+// guestID resolves -explain: a full id ("qemu/100") or a bare VMID, against the guests of the inventory.
+func guestID(arg string, guests map[string]string) (string, error) {
+	if _, ok := guests[arg]; ok {
 		return arg, nil
 	}
 	var found []string
-	for _, d := range plan.Decisions {
-		if _, num, _ := strings.Cut(d.Guest, "/"); num == arg {
-			found = append(found, d.Guest)
+	for id := range guests {
+		if _, num, _ := strings.Cut(id, "/"); num == arg {
+			found = append(found, id)
 		}
 	}
+	slices.Sort(found)
 	switch len(found) {
 	case 0:
-		return "", fmt.Errorf("-explain %s: the planner considered no guest with that VMID", arg)
+		return "", fmt.Errorf("-explain %s: no such guest in the inventory", arg)
 	case 1:
 		return found[0], nil
 	}
-	slices.Sort(found)
 	return "", fmt.Errorf("-explain %s: ambiguous, use one of %s", arg, strings.Join(found, ", "))
 }

@@ -15,7 +15,7 @@ import (
 // render prints res as -output and -explain ask.
 func render(w io.Writer, o planOptions, res planResult) error {
 	if o.explain != "" {
-		id, err := guestID(o.explain, res.Plan)
+		id, err := guestID(o.explain, res.guests)
 		if err != nil {
 			return err
 		}
@@ -99,6 +99,7 @@ func planTable(w io.Writer, res planResult) error {
 // guestExplanation is -explain's answer.
 type guestExplanation struct {
 	Guest    string               `json:"guest"`
+	Node     string               `json:"node"`
 	Decision *placement.Decision  `json:"decision,omitempty"`
 	Move     *placement.Move      `json:"move,omitempty"`
 	History  map[string]seriesSum `json:"history"`
@@ -112,7 +113,7 @@ type seriesSum struct {
 }
 
 func explanation(res planResult, id string) guestExplanation {
-	ex := guestExplanation{Guest: id, History: map[string]seriesSum{}}
+	ex := guestExplanation{Guest: id, Node: res.guests[id], History: map[string]seriesSum{}}
 	for i, d := range res.Plan.Decisions {
 		if d.Guest == id {
 			ex.Decision = &res.Plan.Decisions[i]
@@ -147,20 +148,22 @@ func finite(v float64) *float64 {
 
 func explainTable(w io.Writer, res planResult, id string) error {
 	ex := explanation(res, id)
-	if ex.Decision == nil {
-		return fmt.Errorf("-explain %s: the planner did not consider this guest (unknown, or not on a node the action looks at)", id)
-	}
-	d := ex.Decision
-	fmt.Fprintf(w, "%s on %s: %s", id, d.Node, d.Outcome)
-	if len(d.Reasons) > 0 {
-		fmt.Fprintf(w, " (%s)", reasons(d.Reasons))
-	}
-	fmt.Fprintln(w)
-	if d.Summary != "" {
-		fmt.Fprintf(w, "  %s\n", d.Summary)
+	if d := ex.Decision; d == nil {
+		fmt.Fprintf(w, "%s on %s: not considered by %s\n", id, ex.Node, res.Plan.Action)
+	} else {
+		fmt.Fprintf(w, "%s on %s: %s", id, d.Node, d.Outcome)
+		if len(d.Reasons) > 0 {
+			fmt.Fprintf(w, " (%s)", reasons(d.Reasons))
+		}
+		fmt.Fprintln(w)
+		if d.Summary != "" {
+			fmt.Fprintf(w, "  %s\n", d.Summary)
+		}
 	}
 	if m := ex.Move; m != nil {
-		fmt.Fprintf(w, "  %s\n", m.Description)
+		if ex.Decision == nil || ex.Decision.Summary != m.Description {
+			fmt.Fprintf(w, "  %s\n", m.Description)
+		}
 		fmt.Fprintf(w, "  gain %.1f points, confidence %d, copies %.1f GiB (about %s)\n", m.Improvement, m.Confidence, m.Cost.GiB(), m.Cost.Duration)
 		fmt.Fprintf(w, "  %s score %.1f → %.1f, %s score %.1f → %.1f\n", m.Source, m.SourceBefore.Total, m.SourceAfter.Total,
 			m.Target, m.TargetBefore.Total, m.TargetAfter.Total)
