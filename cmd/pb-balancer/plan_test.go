@@ -369,3 +369,33 @@ func TestComputePlanFailures(t *testing.T) {
 		})
 	}
 }
+
+// TestRenderEvacuationNeedsAttention: an evacuation lists what an operator must move by hand.
+func TestRenderEvacuationNeedsAttention(t *testing.T) {
+	src := testSources(&fakeProm{})
+	src.inventory = func(context.Context) (*pve.Inventory, error) {
+		inv := testInventory()
+		inv.Guests[1].Config.LocalDevices = []pve.LocalDevice{{Key: "hostpci0", Kind: pve.DevicePCI, Value: "0000:01:00.0"}}
+		return inv, nil
+	}
+	o := testOptions(t, "-action=evacuate", "-node=pve1")
+	res, err := computePlan(context.Background(), o, src, log.NewNopLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if err := render(&out, o, res); err != nil {
+		t.Fatal(err)
+	}
+	text := out.String()
+	for _, want := range []string{
+		"plan " + res.Plan.ID + ": evacuate pve1 at ",
+		"decisions: 2 selected, 0 skipped, 0 filtered, 1 manual\n",
+		"qemu/101  pve1  manual   ",
+		"LocalDevice",
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("evacuation table lacks %q:\n%s", want, text)
+		}
+	}
+}
