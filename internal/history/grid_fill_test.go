@@ -311,3 +311,43 @@ func BenchmarkFill(b *testing.B) {
 		}
 	}
 }
+
+// FuzzFill feeds the matrix-to-grid conversion arbitrary series from Prometheus: any ids, timestamps (on, off and
+// outside the grid, negative, huge) and values (NaN, ±Inf). It must not panic, and every series it builds must
+// have one value per grid point and a Present count that matches its values.
+func FuzzFill(f *testing.F) {
+	f.Add("qemu/100", int64(1000_000), int64(1060_000), int64(1120_000), 1.0, 2.0, 3.0, 4)
+	f.Add("node/pve1", int64(999_999), int64(-1), int64(1<<62), math.NaN(), math.Inf(1), -1.0, 1)
+	f.Add("lxc/", int64(1180_000), int64(1180_000), int64(1240_000), 0.0, 1e300, -1e300, 0)
+	f.Fuzz(func(t *testing.T, id string, t1, t2, t3 int64, v1, v2, v3 float64, until int) {
+		mk := func(labels model.Metric, ts []int64, vs []float64) *model.SampleStream {
+			s := &model.SampleStream{Metric: labels}
+			for i := range ts {
+				s.Values = append(s.Values, model.SamplePair{Timestamp: model.Time(ts[i]), Value: model.SampleValue(vs[i])})
+			}
+			return s
+		}
+		m := model.Matrix{
+			mk(model.Metric{"id": model.LabelValue(id)}, []int64{t1, t2, t3}, []float64{v1, v2, v3}),
+			mk(model.Metric{"id": model.LabelValue(id), "node": "x"}, []int64{t3, t1}, []float64{v3, v1}),
+		}
+		snap := newSnapshot(testGrid)
+		st := snap.fill(m, fixedSignal(CPU), until)
+		if st.OffGrid > 5 || st.Unrouted > 2 {
+			t.Fatalf("stats %+v exceed the input", st)
+		}
+		for _, es := range []map[string]*Entity{snap.Nodes, snap.Guests} {
+			for key, e := range es {
+				s := e.Get(CPU)
+				if len(s.Values) != testGrid.Count || s.Present != countPresent(s.Values) {
+					t.Fatalf("%s: %d values, Present %d for %v", key, len(s.Values), s.Present, s.Values)
+				}
+				for i, v := range s.Values {
+					if !isNaN32(v) && i >= until {
+						t.Fatalf("%s: value at %d, past until %d", key, i, until)
+					}
+				}
+			}
+		}
+	})
+}
