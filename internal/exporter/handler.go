@@ -1,0 +1,320 @@
+package exporter
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-kit/log"
+	"github.com/go-kit/log/level"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/prometheus/common/expfmt"
+
+	"github.com/proxbalance/proxbalance/internal/pve"
+)
+
+// Defaults of a /pve request.
+const (
+	DefaultTarget = "localhost"
+	// DefaultTimeoutOffset is kept from the scrape timeout so that the answer reaches Prometheus in time.
+	DefaultTimeoutOffset = 500 * time.Millisecond
+	// fallbackTimeout applies when the request carries no X-Prometheus-Scrape-Timeout-Seconds header.
+	fallbackTimeout = 120 * time.Second
+)
+
+// HandlerOpts configure the /pve handler.
+type HandlerOpts struct {
+	// Config returns the current configuration (it may be reloaded between requests).
+	Config func() *Config
+	// NewSource opens the inventory source of a target.
+	NewSource SourceFactory
+	// Collectors are the enabled collectors.
+	Collectors []CollectorSpec
+	// DropFamilies are families removed from every scrape (see CompatFamilyGroups).
+	DropFamilies []*prometheus.Desc
+	Metrics      *Metrics
+	Logger       log.Logger
+	// TimeoutOffset is subtracted from the scrape timeout header; DefaultTimeoutOffset when zero.
+	TimeoutOffset time.Duration
+}
+
+// Handler serves /pve?target=&module=&cluster=&node=[&debug=true]: one scrape of one PVE target into a fresh
+// registry, like prometheus-pve-exporter and blackbox_exporter's /probe.
+type Handler struct {
+	opts HandlerOpts
+	drop map[*prometheus.Desc]bool
+}
+
+// NewHandler returns the /pve handler.
+func NewHandler(opts HandlerOpts) *Handler {
+	if opts.TimeoutOffset == 0 {
+		opts.TimeoutOffset = DefaultTimeoutOffset
+	}
+	if opts.Logger == nil {
+		opts.Logger = log.NewNopLogger()
+	}
+	if opts.Metrics == nil {
+		opts.Metrics = NewMetrics(prometheus.NewRegistry(), nil)
+	}
+	h := &Handler{opts: opts}
+	if len(opts.DropFamilies) > 0 {
+		h.drop = make(map[*prometheus.Desc]bool, len(opts.DropFamilies))
+		for _, d := range opts.DropFamilies {
+			h.drop[d] = true
+		}
+	}
+	return h
+}
+
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	q := r.URL.Query()
+	moduleName := paramOr(q.Get("module"), DefaultModule)
+	module, ok := h.opts.Config().Module(moduleName)
+	if !ok {
+		h.opts.Metrics.moduleUnknown.Inc()
+		level.Warn(h.opts.Logger).Log("msg", "unknown module", "module", moduleName)
+		http.Error(w, fmt.Sprintf("Unknown module %q", moduleName), http.StatusBadRequest)
+		return
+	}
+	target := paramOr(q.Get("target"), DefaultTarget)
+	req := scrapeRequest{cluster: toggleParam(q, "cluster"), node: toggleParam(q, "node")}
+	debug, _ := strconv.ParseBool(q.Get("debug"))
+
+	var debugLog *syncBuffer
+	logger := h.opts.Logger
+	if debug {
+		debugLog = &syncBuffer{}
+		logger = teeLogger(logger, log.NewLogfmtLogger(debugLog))
+	}
+	logger = log.With(logger, "target", target, "module", moduleName)
+
+	timeout := scrapeTimeout(r, h.opts.TimeoutOffset)
+	ctx, cancel := context.WithTimeout(r.Context(), timeout)
+	defer cancel()
+	level.Debug(logger).Log("msg", "scrape started", "timeout_seconds", timeout.Seconds(), "cluster", req.cluster, "node", req.node)
+
+	fetchStart := time.Now()
+	inv, err := fetchInventory(ctx, h.opts.NewSource, target, module)
+	fetchDuration := time.Since(fetchStart)
+	if err != nil {
+		h.opts.Metrics.requestErrors.WithLabelValues(moduleName).Inc()
+		level.Error(logger).Log("msg", "fetching inventory failed", "duration_seconds", fetchDuration.Seconds(), "err", err)
+	} else {
+		for _, p := range inv.Partial {
+			level.Warn(logger).Log("msg", "inventory is partial", "endpoint", p.Endpoint, "node", p.Node, "err", p.Err)
+		}
+	}
+
+	reg := h.registry(req, inv, err, fetchDuration, logger)
+	if debug {
+		h.serveDebug(w, moduleName, module, inv, reg, debugLog)
+	} else {
+		promhttp.HandlerFor(reg, promhttp.HandlerOpts{
+			ErrorLog:      NewPromHTTPLogger(level.Error(logger)),
+			ErrorHandling: promhttp.ContinueOnError,
+		}).ServeHTTP(w, r)
+	}
+	h.opts.Metrics.collectionDuration.WithLabelValues(moduleName).Observe(time.Since(start).Seconds())
+}
+
+// scrapeRequest is which collector scopes a /pve request asks for.
+type scrapeRequest struct {
+	cluster, node bool
+}
+
+// registry builds the scrape's registry: the fetch outcome and every enabled collector in scope.
+func (h *Handler) registry(req scrapeRequest, inv *pve.Inventory, fetchErr error, fetchDuration time.Duration, logger log.Logger) *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	seq := inOrder{fetchCollector{duration: fetchDuration, err: fetchErr}}
+	for _, spec := range h.opts.Collectors {
+		if (spec.Scope == ScopeCluster && !req.cluster) || (spec.Scope == ScopeNode && !req.node) {
+			continue
+		}
+		c := spec.New()
+		if h.drop != nil {
+			c = filteredCollector{c: c, drop: h.drop}
+		}
+		seq = append(seq, namedCollector{name: spec.Name, c: c, inv: inv, logger: logger})
+	}
+	reg.MustRegister(seq)
+	return reg
+}
+
+// fetchInventory asks the target's source for a snapshot, giving up at ctx's deadline even when the source
+// ignores ctx, so that a scrape always answers in time.
+func fetchInventory(ctx context.Context, newSource SourceFactory, target string, module Module) (*pve.Inventory, error) {
+	type result struct {
+		inv *pve.Inventory
+		err error
+	}
+	done := make(chan result, 1) // buffered: a late source must not block forever
+	go func() {
+		src, err := newSource(ctx, target, module)
+		if err != nil {
+			done <- result{err: fmt.Errorf("opening source for %s: %w", target, err)}
+			return
+		}
+		inv, err := src.Inventory(ctx)
+		if err == nil && inv == nil {
+			err = errors.New("source returned no inventory")
+		}
+		done <- result{inv, err}
+	}()
+	select {
+	case res := <-done:
+		if res.err != nil {
+			return nil, res.err
+		}
+		return res.inv, nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("fetching inventory of %s: %w", target, context.Cause(ctx))
+	}
+}
+
+// scrapeTimeout is the scrape timeout Prometheus announces minus offset (blackbox_exporter's getTimeout).
+func scrapeTimeout(r *http.Request, offset time.Duration) time.Duration {
+	v := r.Header.Get("X-Prometheus-Scrape-Timeout-Seconds")
+	if v == "" {
+		return fallbackTimeout
+	}
+	seconds, err := strconv.ParseFloat(v, 64)
+	if err != nil || seconds <= 0 || seconds > fallbackTimeout.Seconds()*100 {
+		return fallbackTimeout
+	}
+	timeout := time.Duration(seconds * float64(time.Second))
+	if timeout > offset {
+		timeout -= offset
+	}
+	return timeout
+}
+
+// toggleParam reads cluster= and node= as prometheus-pve-exporter does: on unless "0", "false" or empty.
+func toggleParam(q map[string][]string, name string) bool {
+	vs, ok := q[name]
+	if !ok || len(vs) == 0 {
+		return true
+	}
+	switch strings.ToLower(vs[0]) {
+	case "0", "false", "":
+		return false
+	}
+	return true
+}
+
+func paramOr(v, def string) string {
+	if v == "" {
+		return def
+	}
+	return v
+}
+
+// serveDebug writes the effective module (secrets redacted), the log of this scrape, the inventory summary
+// and the exposition, as plain text (blackbox_exporter's debug output).
+func (h *Handler) serveDebug(w http.ResponseWriter, moduleName string, module Module, inv *pve.Inventory, reg *prometheus.Registry, logs *syncBuffer) {
+	var b bytes.Buffer
+	mfs, gatherErr := reg.Gather()
+	b.WriteString("Module:\n")
+	b.WriteString((&Config{Modules: map[string]Module{moduleName: module}}).Redacted())
+	b.WriteString("\nLogs of this scrape:\n")
+	b.WriteString(logs.String())
+	if gatherErr != nil {
+		fmt.Fprintf(&b, "gather errors: %v\n", gatherErr)
+	}
+	b.WriteString("\nInventory:\n")
+	b.WriteString(inventorySummary(inv))
+	b.WriteString("\nMetrics:\n")
+	enc := expfmt.NewEncoder(&b, expfmt.NewFormat(expfmt.TypeTextPlain))
+	for _, mf := range mfs {
+		if err := enc.Encode(mf); err != nil {
+			fmt.Fprintf(&b, "encoding %s: %v\n", mf.GetName(), err)
+		}
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	_, _ = w.Write(b.Bytes())
+}
+
+// inventorySummary describes an inventory in a few lines.
+func inventorySummary(inv *pve.Inventory) string {
+	if inv == nil {
+		return "none\n"
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "fetched_at: %s\n", inv.FetchedAt.UTC().Format(time.RFC3339))
+	fmt.Fprintf(&b, "cluster: %q quorate=%t nodes=%d version=%s\n", inv.Cluster.Name, inv.Cluster.Quorate, inv.Cluster.NodeCount, inv.Cluster.PVEVersion)
+	online, configs := 0, 0
+	for _, n := range inv.Nodes {
+		if n.Online {
+			online++
+		}
+	}
+	for _, g := range inv.Guests {
+		if g.Config != nil {
+			configs++
+		}
+	}
+	fmt.Fprintf(&b, "nodes: %d (%d online)\n", len(inv.Nodes), online)
+	fmt.Fprintf(&b, "guests: %d (%d with config)\n", len(inv.Guests), configs)
+	fmt.Fprintf(&b, "storages: %d\ntasks: %d\nha resources: %d\nreplication jobs: %d\nnot backed up: %d\n",
+		len(inv.Storages), len(inv.Tasks), len(inv.HA.Resources), len(inv.Replication), len(inv.NotBackedUp))
+	fmt.Fprintf(&b, "partial: %d\n", len(inv.Partial))
+	for _, p := range inv.Partial {
+		fmt.Fprintf(&b, "  - %s (node %q): %v\n", p.Endpoint, p.Node, p.Err)
+	}
+	return b.String()
+}
+
+// syncBuffer is a bytes.Buffer safe for the concurrent collectors' loggers.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// teeLogger logs to both loggers; the first may filter levels, the second (the debug view) sees everything.
+func teeLogger(a, b log.Logger) log.Logger {
+	return log.LoggerFunc(func(keyvals ...any) error {
+		errA := a.Log(keyvals...)
+		errB := b.Log(keyvals...)
+		return errors.Join(errA, errB)
+	})
+}
+
+// NewPromHTTPLogger adapts a go-kit logger to promhttp's error Logger.
+func NewPromHTTPLogger(l log.Logger) promhttp.Logger { return promhttpLogger{l} }
+
+type promhttpLogger struct{ l log.Logger }
+
+func (p promhttpLogger) Println(v ...any) { p.l.Log("msg", fmt.Sprint(v...)) }
+
+// inOrder runs collectors one after the other as one unchecked collector. The registry sorts every family's
+// series; series that arrive in order (collectors emit them so) make that sort linear, while collectors run
+// concurrently interleave the families they share (pve_up, the usage families). On the 5,000-guest benchmark
+// this halves the wall time of a scrape for the same CPU time: the collectors only convert memory.
+type inOrder []prometheus.Collector
+
+func (s inOrder) Describe(chan<- *prometheus.Desc) {}
+
+func (s inOrder) Collect(ch chan<- prometheus.Metric) {
+	for _, c := range s {
+		c.Collect(ch)
+	}
+}
