@@ -265,7 +265,7 @@ func TestComputePlanAndRender(t *testing.T) {
 		text := out.String()
 		for _, want := range []string{
 			"plan " + res.Plan.ID + ": rebalance at 2026-11-27 05:00:00Z\n",
-			"history 2026-11-20 05:05Z..2026-11-27 05:00Z step 5m0s, coverage 1.00, 8 queries\n",
+			"history 2026-11-20 05:05:00Z..2026-11-27 05:00:00Z step 5m0s, coverage 1.00, 8 queries\n",
 			"#  GUEST", "1  " + first.Guest + " ",
 			"cluster: hottest pve1 ",
 			"NODE  CPU P95",

@@ -36,6 +36,9 @@ func writeJSON(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
+// timeFormat keeps seconds: history steps can be that short.
+const timeFormat = "2006-01-02 15:04:05Z"
+
 func planTable(w io.Writer, res planResult) error {
 	p := res.Plan
 	h := res.History
@@ -43,11 +46,11 @@ func planTable(w io.Writer, res planResult) error {
 	if p.Node != "" {
 		fmt.Fprintf(w, " %s", p.Node)
 	}
-	fmt.Fprintf(w, " at %s\n", p.At.UTC().Format("2006-01-02 15:04:05Z"))
+	fmt.Fprintf(w, " at %s\n", p.At.UTC().Format(timeFormat))
 	fmt.Fprintf(w, "history %s..%s step %s, coverage %.2f, %d queries\n",
-		h.Start.UTC().Format("2006-01-02 15:04Z"), h.End.UTC().Format("2006-01-02 15:04Z"), h.Step, h.Coverage, h.Queries)
+		h.Start.UTC().Format(timeFormat), h.End.UTC().Format(timeFormat), h.Step, h.Coverage, h.Queries)
 	for _, f := range h.Fallbacks {
-		fmt.Fprintf(w, "  raw metrics stood in for the %s recording rule until %s\n", f.Query, f.Until.UTC().Format("2006-01-02 15:04Z"))
+		fmt.Fprintf(w, "  raw metrics stood in for the %s recording rule until %s\n", f.Query, f.Until.UTC().Format(timeFormat))
 	}
 	for _, wn := range h.Warnings {
 		fmt.Fprintf(w, "  warning: %s\n", wn)

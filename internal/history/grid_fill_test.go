@@ -198,8 +198,12 @@ func TestCoverageAndWindow(t *testing.T) {
 	}, fixedSignal(CPU), 4)
 	snap.fill(model.Matrix{stream(id("qemu/100"), [2]float64{1000, 8}, [2]float64{1060, 8}, [2]float64{1120, 8}, [2]float64{1180, 8})}, fixedSignal(Memory), 4)
 	snap.fill(model.Matrix{stream(id("node/pve1"), [2]float64{1000, 1}, [2]float64{1180, 1})}, fixedSignal(CPU), 4)
-	// Pressure is optional: it never counts towards coverage.
-	snap.fill(model.Matrix{stream(map[string]string{"id": "lxc/200", "resource": "cpu", "kind": "some"}, [2]float64{1000, 0.1})}, routePressure, 4)
+	// Pressure is optional: it never counts towards coverage, and a guest seen only there (stopped) is not
+	// expected to have core history.
+	snap.fill(model.Matrix{
+		stream(map[string]string{"id": "lxc/200", "resource": "cpu", "kind": "some"}, [2]float64{1000, 0.1}),
+		stream(map[string]string{"id": "lxc/201", "resource": "cpu", "kind": "some"}, [2]float64{1000, 0.1}),
+	}, routePressure, 4)
 
 	tests := []struct {
 		name string
@@ -209,6 +213,7 @@ func TestCoverageAndWindow(t *testing.T) {
 		{"complete guest", snap.GuestCoverage("qemu/100"), 1},
 		{"late guest without memory", snap.GuestCoverage("lxc/200"), 2.0 / 8},
 		{"unknown guest", snap.GuestCoverage("qemu/999"), 0},
+		{"guest with optional signals only", snap.GuestCoverage("lxc/201"), 0},
 		{"node with one of three signals, half present", snap.NodeCoverage("pve1"), 2.0 / 12},
 		// 8 + 2 + 2 present of 8 + 8 + 12 expected.
 		{"overall", snap.Coverage(), 12.0 / 28},
