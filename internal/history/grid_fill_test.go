@@ -99,6 +99,14 @@ func TestFill(t *testing.T) {
 			wantStats: fillStats{OffGrid: 3},
 		},
 		{
+			name:      "a contiguous series running past the grid's end",
+			matrix:    model.Matrix{stream(id("qemu/100"), [2]float64{1120, 3}, [2]float64{1180, 4}, [2]float64{1240, 5}, [2]float64{1300, 6})},
+			route:     fixedSignal(CPU),
+			until:     4,
+			wantGuest: map[string][]float32{"qemu/100": vals(nan, nan, 3, 4)},
+			wantStats: fillStats{OffGrid: 2},
+		},
+		{
 			name:      "until cuts the tail",
 			matrix:    model.Matrix{stream(id("qemu/100"), [2]float64{1000, 1}, [2]float64{1060, 2}, [2]float64{1120, 3})},
 			route:     fixedSignal(CPU),
