@@ -141,6 +141,16 @@ func TestBuildNodes(t *testing.T) {
 			},
 		},
 		{
+			name: "online node without capacity (its status could not be read) counts as offline",
+			inv:  inventory([]pve.Node{node("pve1", func(n *pve.Node) { n.CPUs, n.MemTotal, n.StatusFetched = 0, 0, false })}, nil),
+			check: func(t *testing.T, n placement.Node) {
+				if n.Online {
+					t.Fatal("node without capacity is online")
+				}
+			},
+			notes: []string{"node pve1: capacity unknown (0 CPUs, 0 bytes of memory), treated as offline"},
+		},
+		{
 			name: "maintenance from the options",
 			inv:  inventory([]pve.Node{node("pve1")}, nil),
 			opts: Options{Maintenance: map[string]bool{"pve1": true}},
@@ -474,6 +484,22 @@ func BenchmarkBuild(b *testing.B) {
 		st, _, err := Build(inv, snap, Options{})
 		if err != nil || len(st.Guests) != guests {
 			b.Fatalf("%d guests, %v", len(st.Guests), err)
+		}
+	}
+}
+
+// TestBuildNodeWithoutCapacityStillPlans: one node whose status failed must not make the planner refuse the
+// whole cluster.
+func TestBuildNodeWithoutCapacityStillPlans(t *testing.T) {
+	inv := inventory([]pve.Node{node("pve1"), node("pve2", func(n *pve.Node) { n.CPUs, n.MemTotal = 0, 0 })},
+		[]pve.Guest{guest(100, "pve1"), guest(101, "pve2")})
+	st, _, err := Build(inv, nil, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range []placement.Action{placement.ActionRebalance, placement.ActionDistribute, placement.ActionRepairAntiAffinity} {
+		if _, err := placement.Compute(st, placement.DefaultPolicy(), placement.Request{Action: a}); err != nil {
+			t.Errorf("%s: planner rejected the state: %v", a, err)
 		}
 	}
 }
