@@ -93,10 +93,13 @@ type Score struct {
 
 // PluginScore is one scorer's contribution.
 type PluginScore struct {
-	// Plugin is the scorer's name: "cpu", "cpu-peak", "memory", "iowait".
+	// Plugin is the scorer's name: "cpu", "cpu-peak", "memory", "iowait", "cpu-balance", "memory-balance".
 	Plugin string
 	// Value is the measured utilisation ratio the scorer looked at (e.g. 0.92 for a CPU p95 of 92 %).
 	Value float64
+	// Reference is what Value is compared with: the threshold for "cpu", "cpu-peak", "memory" and "iowait";
+	// the cluster's ideal load ratio for "cpu-balance" and "memory-balance".
+	Reference float64
 	// Points is the weighted penalty.
 	Points float64
 }
@@ -169,6 +172,12 @@ type ClusterMetrics struct {
 	LoadCV float64
 	// MaxScore is the highest node score, in points.
 	MaxScore float64
+	// CPUCurrentCV and MemoryCurrentCV are the coefficients of variation of the online nodes' current
+	// (CurrentWindow) CPU and memory load ratios: the PVEClusterImbalanced alert's inputs.
+	CPUCurrentCV, MemoryCurrentCV float64
+	// IdealCPU and IdealMemory are the p95 load ratios every online node would have if the cluster were one
+	// node (the balance scorers' reference; moves do not change them).
+	IdealCPU, IdealMemory float64
 	// Nodes are per-node metrics, sorted by name.
 	Nodes []NodeMetrics
 }

@@ -52,10 +52,14 @@ const (
 	ReasonCPUPeakOverThreshold Reason = "CPUPeakOverThreshold"
 	ReasonMemoryOverThreshold  Reason = "MemoryOverThreshold"
 	ReasonIOWaitOverThreshold  Reason = "IOWaitOverThreshold"
-	ReasonRelieve              Reason = "Relieve"
-	ReasonEvacuate             Reason = "Evacuate"
-	ReasonAntiAffinityRepair   Reason = "AntiAffinityRepair"
-	ReasonDistribute           Reason = "Distribute"
+	// ReasonCPUImbalance and ReasonMemoryImbalance: the source's p95 is above the cluster's ideal load
+	// (rebalance's balance scorers).
+	ReasonCPUImbalance       Reason = "CPUAboveClusterIdeal"
+	ReasonMemoryImbalance    Reason = "MemoryAboveClusterIdeal"
+	ReasonRelieve            Reason = "Relieve"
+	ReasonEvacuate           Reason = "Evacuate"
+	ReasonAntiAffinityRepair Reason = "AntiAffinityRepair"
+	ReasonDistribute         Reason = "Distribute"
 	// ReasonAffinityGroup: the guest moves with the rest of its affinity_<group>.
 	ReasonAffinityGroup Reason = "AffinityGroup"
 )

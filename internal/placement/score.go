@@ -9,46 +9,103 @@ type nodeView struct {
 	memPeak float64
 }
 
-// scorer is a soft preference: it turns a node view into penalty points (0 below its threshold).
+// scorer is a soft preference: it turns a node view into penalty points (0 below its threshold or, for the
+// balance scorers, at or below the cluster's ideal load).
 type scorer interface {
 	Name() string
-	Score(p *Policy, v nodeView) PluginScore
+	Score(m *model, v nodeView) PluginScore
 }
 
 type cpuScorer struct{}
 type cpuPeakScorer struct{}
 type memoryScorer struct{}
 type ioWaitScorer struct{}
+type cpuBalanceScorer struct{}
+type memoryBalanceScorer struct{}
 
 var (
 	_ scorer = cpuScorer{}
 	_ scorer = cpuPeakScorer{}
 	_ scorer = memoryScorer{}
 	_ scorer = ioWaitScorer{}
+	_ scorer = cpuBalanceScorer{}
+	_ scorer = memoryBalanceScorer{}
 )
 
 func (cpuScorer) Name() string { return "cpu" }
-func (s cpuScorer) Score(p *Policy, v nodeView) PluginScore {
-	return PluginScore{s.Name(), v.cpuBlend, p.Weights.CPU * penalty(v.cpuBlend, p.Thresholds.CPU)}
+func (s cpuScorer) Score(m *model, v nodeView) PluginScore {
+	p := &m.pol
+	return PluginScore{s.Name(), v.cpuBlend, p.Thresholds.CPU, p.Weights.CPU * penalty(v.cpuBlend, p.Thresholds.CPU)}
 }
 
 func (cpuPeakScorer) Name() string { return "cpu-peak" }
-func (s cpuPeakScorer) Score(p *Policy, v nodeView) PluginScore {
-	return PluginScore{s.Name(), v.cpuPeak, p.Weights.CPUPeak * penalty(v.cpuPeak, p.Thresholds.CPU)}
+func (s cpuPeakScorer) Score(m *model, v nodeView) PluginScore {
+	p := &m.pol
+	return PluginScore{s.Name(), v.cpuPeak, p.Thresholds.CPU, p.Weights.CPUPeak * penalty(v.cpuPeak, p.Thresholds.CPU)}
 }
 
 func (memoryScorer) Name() string { return "memory" }
-func (s memoryScorer) Score(p *Policy, v nodeView) PluginScore {
-	return PluginScore{s.Name(), v.mem, p.Weights.Memory * penalty(v.mem, p.Thresholds.Memory)}
+func (s memoryScorer) Score(m *model, v nodeView) PluginScore {
+	p := &m.pol
+	return PluginScore{s.Name(), v.mem, p.Thresholds.Memory, p.Weights.Memory * penalty(v.mem, p.Thresholds.Memory)}
 }
 
 func (ioWaitScorer) Name() string { return "iowait" }
-func (s ioWaitScorer) Score(p *Policy, v nodeView) PluginScore {
-	return PluginScore{s.Name(), v.io, p.Weights.IOWait * penalty(v.io, p.Thresholds.IOWait)}
+func (s ioWaitScorer) Score(m *model, v nodeView) PluginScore {
+	p := &m.pol
+	return PluginScore{s.Name(), v.io, p.Thresholds.IOWait, p.Weights.IOWait * penalty(v.io, p.Thresholds.IOWait)}
 }
 
-// scorers is the fixed, ordered list of scorers (the order of Score.Plugins).
-var scorers = [...]scorer{cpuScorer{}, cpuPeakScorer{}, memoryScorer{}, ioWaitScorer{}}
+// cpuBalanceScorer scores a node's CPU p95 above the cluster's ideal CPU load (see model.ideal).
+func (cpuBalanceScorer) Name() string { return "cpu-balance" }
+func (s cpuBalanceScorer) Score(m *model, v nodeView) PluginScore {
+	w := 0.0
+	if m.balance {
+		w = m.pol.Weights.Balance
+	}
+	return PluginScore{s.Name(), v.cpuPeak, m.idealCPU, w * excess(v.cpuPeak, m.idealCPU)}
+}
+
+// memoryBalanceScorer scores a node's memory p95 above the cluster's ideal memory load.
+func (memoryBalanceScorer) Name() string { return "memory-balance" }
+func (s memoryBalanceScorer) Score(m *model, v nodeView) PluginScore {
+	w := 0.0
+	if m.balance {
+		w = m.pol.Weights.Balance
+	}
+	return PluginScore{s.Name(), v.memPeak, m.idealMem, w * excess(v.memPeak, m.idealMem)}
+}
+
+// excess maps a node's load ratio x to points for being above the cluster's ideal ratio ideal: 100 points per
+// unit of relative excess (x−ideal)/ideal, so a node 15 % busier than its fair share scores 15 points, the
+// default MinImprovement. Below balanceFloor average use the denominator stays at the floor: there a few
+// points of load are noise, not imbalance (a node at 6 % next to an ideal of 3 % is not "twice as busy").
+// The term is linear above the ideal and 0 at or below it: moving load from a node above the ideal to one
+// that stays at or below it lowers the pair's points by exactly the relative load moved, so the planner's
+// progress guard (the pair must drop by MinImprovement/5) and potential argument hold unchanged.
+func excess(x, ideal float64) float64 {
+	if x <= ideal {
+		return 0
+	}
+	return 100 * (x - ideal) / max(ideal, balanceFloor)
+}
+
+// balanceFloor is the least denominator of the balance term's relative excess (see excess).
+const balanceFloor = 0.2
+
+// scorers is the fixed, ordered list of scorers (the order of Score.Plugins). The balance scorers are last
+// and score 0 outside rebalance.
+var scorers = [...]scorer{cpuScorer{}, cpuPeakScorer{}, memoryScorer{}, ioWaitScorer{}, cpuBalanceScorer{}, memoryBalanceScorer{}}
+
+// Plugin indexes in Score.Plugins.
+const (
+	pluginCPU = iota
+	pluginCPUPeak
+	pluginMemory
+	pluginIOWait
+	pluginCPUBalance
+	pluginMemoryBalance
+)
 
 // penalty maps a utilisation ratio x to points: 0 up to the threshold t (a dead band: nodes under thresholds
 // are never a reason to move), then a step of thresholdStep points for crossing it, plus u = (x−t)/(1−t)
@@ -73,7 +130,7 @@ const thresholdStep = 10
 func (m *model) score(v nodeView) Score {
 	s := Score{Plugins: make([]PluginScore, len(scorers))}
 	for i, sc := range scorers {
-		s.Plugins[i] = sc.Score(&m.pol, v)
+		s.Plugins[i] = sc.Score(m, v)
 		s.Total += s.Plugins[i].Points
 	}
 	return s
@@ -83,7 +140,7 @@ func (m *model) score(v nodeView) Score {
 func (m *model) total(v nodeView) float64 {
 	var t float64
 	for _, sc := range scorers {
-		t += sc.Score(&m.pol, v).Points
+		t += sc.Score(m, v).Points
 	}
 	return t
 }
@@ -110,14 +167,14 @@ func (m *model) viewWith(n *nodeM, u *unitM, sign float32, exact bool) nodeView 
 	}
 	memCur := n.memCur + s*u.memCur
 	q := m.pol.PeakQuantile
-	if sign > 0 && !exact && (n.cpuPeak+u.cpuHi)/n.cpus <= m.pol.Thresholds.CPU {
+	cpuLimit, memLimit := m.pointsFreeLimits()
+	if sign > 0 && !exact && (n.cpuPeak+u.cpuHi)/n.cpus <= cpuLimit {
 		v.cpuPeak = (n.cpuPeak + u.cpuHi) / n.cpus
 	} else {
 		v.cpuPeak = quantileCombined(n.cpu, u.cpu, sign, q, m.scratch) / n.cpus
 	}
-	memLimit := min(m.pol.Thresholds.Memory, 1-m.pol.MemoryHeadroom) * n.memBytes
 	var memPeak float64
-	if sign > 0 && !exact && n.memPeak+u.memHi <= memLimit {
+	if sign > 0 && !exact && n.memPeak+u.memHi <= memLimit*n.memBytes {
 		memPeak = n.memPeak + u.memHi
 	} else {
 		memPeak = quantileCombined(n.mem, u.mem, sign, q, m.scratch)
@@ -125,6 +182,17 @@ func (m *model) viewWith(n *nodeM, u *unitM, sign float32, exact bool) nodeView 
 	v.memPeak = memPeak / n.memBytes
 	v.mem = max(memCur, memPeak) / n.memBytes
 	return v
+}
+
+// pointsFreeLimits are the CPU and memory peak ratios up to which no scorer gives points and the memory
+// filter passes: below them an upper bound of a peak scores exactly like the peak itself.
+func (m *model) pointsFreeLimits() (cpu, mem float64) {
+	cpu = m.pol.Thresholds.CPU
+	mem = min(m.pol.Thresholds.Memory, 1-m.pol.MemoryHeadroom)
+	if m.balance && m.pol.Weights.Balance > 0 {
+		cpu, mem = min(cpu, m.idealCPU), min(mem, m.idealMem)
+	}
+	return cpu, mem
 }
 
 // lowerWith is a lower bound of n's view with u added, without any quantile: peaks grow by at least the
