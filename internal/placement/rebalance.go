@@ -20,11 +20,21 @@ func (p *planner) loadDriven(only *nodeM) {
 	}
 	fs := filtersFor(false)
 	for round := 0; ; round++ {
+		// While the cluster is imbalanced as the alert defines it, any move making clear progress is wanted.
+		bar, imbalanced := m.pol.MinImprovement, false
+		if only == nil && m.balance {
+			if _, imbalanced = m.imbalance(); imbalanced {
+				bar = m.pol.MinImprovement / 5
+			}
+		}
 		scores := make([]float64, len(m.nodes))
 		var over []*nodeM
 		for i, n := range m.nodes {
-			scores[i] = m.total(m.view(n))
-			if n.online && scores[i] > 0 && (only == nil || n == only) {
+			sc := m.score(m.view(n))
+			scores[i] = sc.Total
+			// A source is over a threshold, or far enough above the ideal that a move off it can clear the bar
+			// (a move's improvement is at most the source's score).
+			if n.online && (only == nil || n == only) && (thresholdPoints(sc) > 0 || sc.Total >= bar) {
 				over = append(over, n)
 			}
 		}
@@ -44,13 +54,6 @@ func (p *planner) loadDriven(only *nodeM) {
 		slices.SortStableFunc(over, func(a, b *nodeM) int { return cmp.Compare(scores[b.idx], scores[a.idx]) })
 		if !p.budgetLeft() {
 			return
-		}
-		// While the cluster is imbalanced as the alert defines it, any move making clear progress is wanted.
-		bar, imbalanced := m.pol.MinImprovement, false
-		if only == nil && m.balance {
-			if _, imbalanced = m.imbalance(); imbalanced {
-				bar = m.pol.MinImprovement / 5
-			}
 		}
 		var best *option
 		for _, src := range over {
@@ -250,6 +253,11 @@ func (m *model) clusterCoverage() float64 {
 		return 0
 	}
 	return sum / float64(n)
+}
+
+// thresholdPoints are a score's points from the threshold scorers (all but the balance ones).
+func thresholdPoints(s Score) float64 {
+	return s.Total - s.Plugins[pluginCPUBalance].Points - s.Plugins[pluginMemoryBalance].Points
 }
 
 // imbalance evaluates the PVEClusterImbalanced alert's condition on the simulated cluster: for CPU or memory,

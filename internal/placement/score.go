@@ -63,7 +63,7 @@ func (s cpuBalanceScorer) Score(m *model, v nodeView) PluginScore {
 	if m.balance {
 		w = m.pol.Weights.Balance
 	}
-	return PluginScore{s.Name(), v.cpuPeak, m.idealCPU, w * excess(v.cpuPeak, m.idealCPU)}
+	return PluginScore{s.Name(), v.cpuPeak, m.idealCPU, w * excess(v.cpuPeak, m.idealCPU, m.pol.Thresholds.CPU)}
 }
 
 // memoryBalanceScorer scores a node's memory p95 above the cluster's ideal memory load.
@@ -73,25 +73,23 @@ func (s memoryBalanceScorer) Score(m *model, v nodeView) PluginScore {
 	if m.balance {
 		w = m.pol.Weights.Balance
 	}
-	return PluginScore{s.Name(), v.memPeak, m.idealMem, w * excess(v.memPeak, m.idealMem)}
+	return PluginScore{s.Name(), v.memPeak, m.idealMem, w * excess(v.memPeak, m.idealMem, m.pol.Thresholds.Memory)}
 }
 
 // excess maps a node's load ratio x to points for being above the cluster's ideal ratio ideal: 100 points per
 // unit of relative excess (x−ideal)/ideal, so a node 15 % busier than its fair share scores 15 points, the
-// default MinImprovement. Below balanceFloor average use the denominator stays at the floor: there a few
-// points of load are noise, not imbalance (a node at 6 % next to an ideal of 3 % is not "twice as busy").
-// The term is linear above the ideal and 0 at or below it: moving load from a node above the ideal to one
-// that stays at or below it lowers the pair's points by exactly the relative load moved, so the planner's
-// progress guard (the pair must drop by MinImprovement/5) and potential argument hold unchanged.
-func excess(x, ideal float64) float64 {
+// default MinImprovement. The denominator never drops below half the resource's threshold: in a cluster that
+// idle nothing is at stake, and a few points of load are not "twice as busy" (a node at 6 % next to an ideal
+// of 3 %). The term is linear above the ideal and 0 at or below it: moving load from a node above the ideal
+// to one that stays at or below it lowers the pair's points by the relative load moved, so the progress
+// guard (the pair must drop by MinImprovement/5) and the potential argument (the sum of all scores strictly
+// decreases, the ideal being fixed) hold unchanged.
+func excess(x, ideal, threshold float64) float64 {
 	if x <= ideal {
 		return 0
 	}
-	return 100 * (x - ideal) / max(ideal, balanceFloor)
+	return 100 * (x - ideal) / max(ideal, threshold/2)
 }
-
-// balanceFloor is the least denominator of the balance term's relative excess (see excess).
-const balanceFloor = 0.2
 
 // scorers is the fixed, ordered list of scorers (the order of Score.Plugins). The balance scorers are last
 // and score 0 outside rebalance.
