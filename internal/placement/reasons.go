@@ -82,8 +82,8 @@ const (
 // Status is a filter's verdict: Code is empty when the filter passed; Detail names what failed (a storage,
 // a group, a node).
 type Status struct {
-	Code   Reason
-	Detail string
+	Code   Reason `json:"code"`
+	Detail string `json:"detail,omitempty"`
 }
 
 // OK reports whether the filter passed.
