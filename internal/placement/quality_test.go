@@ -123,23 +123,6 @@ func (e *evaluator) outcome(a assignment) outcome {
 	return o
 }
 
-// underThresholds reports whether every online node's CPU p95 and memory p95 are at or under the policy's
-// thresholds: the planner's dead band, where it deliberately stops (moving further buys nothing the operator
-// asked for and costs migrations).
-func (e *evaluator) underThresholds(a assignment) bool {
-	for _, n := range e.st.Nodes {
-		if !n.Online {
-			continue
-		}
-		c, m := e.series(a, n.Name)
-		if p95(c, e.pol.PeakQuantile)/float64(n.CPUs) > e.pol.Thresholds.CPU+1e-6 ||
-			p95(m, e.pol.PeakQuantile)/float64(n.MemoryBytes) > e.pol.Thresholds.Memory+1e-6 {
-			return false
-		}
-	}
-	return true
-}
-
 func migrationBytes(g Guest) uint64 {
 	var b uint64
 	if g.Running {
@@ -425,8 +408,8 @@ func TestQualityTable(t *testing.T) {
 					t.Errorf("%s: ours makes the hottest node hotter: %.3f → %.3f", sc.name, before.hottest, o.hottest)
 				}
 			case "optimum":
-				if o.hottest > ro.hottest*1.05+1e-9 && !e.underThresholds(ours) {
-					t.Errorf("%s: ours %.3f is not within 5%% of the optimum %.3f, and not under every threshold", sc.name, o.hottest, ro.hottest)
+				if o.hottest > ro.hottest*1.05+1e-9 {
+					t.Errorf("%s: ours %.3f is not within 5%% of the optimum %.3f", sc.name, o.hottest, ro.hottest)
 				}
 			default:
 				if dominates(ro, o) {
