@@ -24,14 +24,17 @@ func TestRebalanceClearsTheImbalanceAlert(t *testing.T) {
 		nodes []Node
 		// guests are per node: count and cores each.
 		guests map[string][2]float64
+		// memory, when set, makes every guest use that many bytes: the memory variant of the alert.
+		memory float64
 	}{
-		{"one busy node at 55 %, three idle", nodesN(4), map[string][2]float64{"pve1": {8, 1.1}, "pve2": {1, 1}, "pve3": {1, 1}, "pve4": {1, 1}}},
-		{"three busy, one empty", nodesN(4), map[string][2]float64{"pve1": {8, 1.1}, "pve2": {8, 1.1}, "pve3": {8, 1.1}}},
+		{"memory: one node at 56 %, two nearly empty", nodesN(3), map[string][2]float64{"pve1": {6, 0.1}, "pve2": {1, 0.1}, "pve3": {1, 0.1}}, 6 * GiB},
+		{"one busy node at 55 %, three idle", nodesN(4), map[string][2]float64{"pve1": {8, 1.1}, "pve2": {1, 1}, "pve3": {1, 1}, "pve4": {1, 1}}, 0},
+		{"three busy, one empty", nodesN(4), map[string][2]float64{"pve1": {8, 1.1}, "pve2": {8, 1.1}, "pve3": {8, 1.1}}, 0},
 		// Nine nodes at 55 % and one empty: each busy node is only 11 % above the cluster's ideal load, under
 		// MinImprovement, yet the CV is 0.33: only the alert-consistent bar makes progress here.
 		{"nine busy, one empty", nodesN(10), map[string][2]float64{"pve1": {8, 1.1}, "pve2": {8, 1.1}, "pve3": {8, 1.1},
-			"pve4": {8, 1.1}, "pve5": {8, 1.1}, "pve6": {8, 1.1}, "pve7": {8, 1.1}, "pve8": {8, 1.1}, "pve9": {8, 1.1}}},
-		{"uneven sizes", []Node{node("pve1"), node("pve2"), node("pve3", cpus(32))}, map[string][2]float64{"pve1": {6, 1.5}, "pve2": {2, 1}, "pve3": {2, 1}}},
+			"pve4": {8, 1.1}, "pve5": {8, 1.1}, "pve6": {8, 1.1}, "pve7": {8, 1.1}, "pve8": {8, 1.1}, "pve9": {8, 1.1}}, 0},
+		{"uneven sizes", []Node{node("pve1"), node("pve2"), node("pve3", cpus(32))}, map[string][2]float64{"pve1": {6, 1.5}, "pve2": {2, 1}, "pve3": {2, 1}}, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -39,7 +42,12 @@ func TestRebalanceClearsTheImbalanceAlert(t *testing.T) {
 			id := 100
 			for _, n := range tt.nodes {
 				if spec, ok := tt.guests[n.Name]; ok {
-					gs = append(gs, loaded(id, n.Name, int(spec[0]), spec[1])...)
+					for _, g := range loaded(id, n.Name, int(spec[0]), spec[1]) {
+						if tt.memory > 0 {
+							useMem(tt.memory)(&g)
+						}
+						gs = append(gs, g)
+					}
 					id += 100
 				}
 			}
@@ -50,14 +58,18 @@ func TestRebalanceClearsTheImbalanceAlert(t *testing.T) {
 			if p.Before.MaxScore > 0 && thresholdPointsOf(t, st, pol) > 0 {
 				t.Fatalf("the scenario has a node over a threshold; it must test balancing below thresholds")
 			}
-			if p.Before.CPUCurrentCV <= pol.Imbalance.CV {
-				t.Fatalf("CPU CV before = %.2f: the scenario does not trigger the alert", p.Before.CPUCurrentCV)
+			cv := func(m ClusterMetrics) float64 { return m.CPUCurrentCV }
+			if tt.memory > 0 {
+				cv = func(m ClusterMetrics) float64 { return m.MemoryCurrentCV }
+			}
+			if cv(p.Before) <= pol.Imbalance.CV {
+				t.Fatalf("CV before = %.2f: the scenario does not trigger the alert", cv(p.Before))
 			}
 			if len(p.Moves) == 0 {
 				t.Fatalf("no moves; notes %+v", p.Notes)
 			}
-			if p.After.CPUCurrentCV > pol.Imbalance.CV {
-				t.Errorf("CPU CV %.2f → %.2f, want ≤ %.2f; notes %+v", p.Before.CPUCurrentCV, p.After.CPUCurrentCV, pol.Imbalance.CV, p.Notes)
+			if cv(p.After) > pol.Imbalance.CV {
+				t.Errorf("CV %.2f → %.2f, want ≤ %.2f; notes %+v", cv(p.Before), cv(p.After), pol.Imbalance.CV, p.Notes)
 			}
 			for _, v := range violations(st, pol, p) {
 				t.Error(v)
@@ -103,8 +115,12 @@ func TestBalanceMoveIsExplained(t *testing.T) {
 		t.Errorf("reasons %v, want %s", mv.Reasons, ReasonCPUImbalance)
 	}
 	pl := mv.SourceBefore.Plugins[pluginCPUBalance]
-	if pl.Plugin != "cpu-balance" || pl.Reference != p.Before.IdealCPU || pl.Value <= pl.Reference || pl.Points <= 0 {
-		t.Errorf("cpu-balance breakdown %+v, ideal %.3f", pl, p.Before.IdealCPU)
+	ideal := max(p.Before.IdealCPU, p.Before.IdealMemory)
+	if pl.Plugin != "cpu-balance" || pl.Reference != ideal || pl.Value <= pl.Reference || pl.Points <= 0 {
+		t.Errorf("cpu-balance breakdown %+v, ideal load %.3f", pl, ideal)
+	}
+	if mb := mv.SourceBefore.Plugins[pluginMemoryBalance]; mb.Points != 0 {
+		t.Errorf("memory-balance %+v on a CPU-bound node, want 0 points", mb)
 	}
 	want := 100 * (pl.Value - pl.Reference) / max(pl.Reference, DefaultPolicy().Thresholds.CPU/2)
 	if d := pl.Points - want; d > 1e-9 || d < -1e-9 {

@@ -56,25 +56,32 @@ func (s ioWaitScorer) Score(m *model, v nodeView) PluginScore {
 	return PluginScore{s.Name(), v.io, p.Thresholds.IOWait, p.Weights.IOWait * penalty(v.io, p.Thresholds.IOWait)}
 }
 
-// cpuBalanceScorer scores a node's CPU p95 above the cluster's ideal CPU load (see model.ideal).
+// cpuBalanceScorer scores a node whose Load (max of CPU and memory p95 ratios) is CPU-bound for that Load
+// above the cluster's ideal Load (see model.idealLoad); memoryBalanceScorer likewise when the Load is
+// memory-bound. One of the two is always 0: the breakdown says which resource makes the node hotter than its
+// fair share, and the points follow the figure the operator sees (Plan.Before.HottestLoad).
 func (cpuBalanceScorer) Name() string { return "cpu-balance" }
 func (s cpuBalanceScorer) Score(m *model, v nodeView) PluginScore {
-	w := 0.0
-	if m.balance {
-		w = m.pol.Weights.Balance
+	ps := PluginScore{s.Name(), v.cpuPeak, m.idealLoad(), 0}
+	if m.balance && v.cpuPeak >= v.memPeak {
+		ps.Points = m.pol.Weights.Balance * excess(v.cpuPeak, ps.Reference, m.pol.Thresholds.CPU)
 	}
-	return PluginScore{s.Name(), v.cpuPeak, m.idealCPU, w * excess(v.cpuPeak, m.idealCPU, m.pol.Thresholds.CPU)}
+	return ps
 }
 
-// memoryBalanceScorer scores a node's memory p95 above the cluster's ideal memory load.
 func (memoryBalanceScorer) Name() string { return "memory-balance" }
 func (s memoryBalanceScorer) Score(m *model, v nodeView) PluginScore {
-	w := 0.0
-	if m.balance {
-		w = m.pol.Weights.Balance
+	ps := PluginScore{s.Name(), v.memPeak, m.idealLoad(), 0}
+	if m.balance && v.memPeak > v.cpuPeak {
+		ps.Points = m.pol.Weights.Balance * excess(v.memPeak, ps.Reference, m.pol.Thresholds.Memory)
 	}
-	return PluginScore{s.Name(), v.memPeak, m.idealMem, w * excess(v.memPeak, m.idealMem, m.pol.Thresholds.Memory)}
+	return ps
 }
+
+// idealLoad is the lowest hottest Load a perfect placement could reach, near enough: the larger of the ideal
+// CPU and memory ratios. A node's resource below it costs nothing even when that resource is unevenly spread
+// (memory at 40 % next to an ideal of 30 % does not matter while CPU sits at 85 %).
+func (m *model) idealLoad() float64 { return max(m.idealCPU, m.idealMem) }
 
 // excess maps a node's load ratio x to points for being above the cluster's ideal ratio ideal: 100 points per
 // unit of relative excess (x−ideal)/ideal, so a node 15 % busier than its fair share scores 15 points, the
@@ -188,7 +195,7 @@ func (m *model) pointsFreeLimits() (cpu, mem float64) {
 	cpu = m.pol.Thresholds.CPU
 	mem = min(m.pol.Thresholds.Memory, 1-m.pol.MemoryHeadroom)
 	if m.balance && m.pol.Weights.Balance > 0 {
-		cpu, mem = min(cpu, m.idealCPU), min(mem, m.idealMem)
+		cpu, mem = min(cpu, m.idealLoad()), min(mem, m.idealLoad())
 	}
 	return cpu, mem
 }
