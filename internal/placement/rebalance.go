@@ -44,10 +44,13 @@ func (p *planner) loadDriven(only *nodeM) {
 				p.note(ReasonNoOverload, "node %s is under all thresholds", only.name)
 			case only != nil:
 				p.note(ReasonRelieved, "node %s is under all thresholds", only.name)
-			case round == 0:
-				p.note(ReasonNoOverload, "no node above thresholds or above the cluster's ideal load")
+			case !m.balance && round == 0:
+				p.note(ReasonNoOverload, "no node above thresholds")
+			case !m.balance:
+				p.note(ReasonNoOverload, "every node is under thresholds")
 			default:
-				p.note(ReasonNoOverload, "every node is under thresholds and at or below the cluster's ideal load")
+				p.note(ReasonNoOverload, "every node is under thresholds and less than %.0f points above the cluster's ideal load %.0f%%",
+					bar, 100*m.idealLoad())
 			}
 			return
 		}

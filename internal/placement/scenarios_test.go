@@ -556,7 +556,7 @@ func TestNoPingPongOnATwoNodeOscillation(t *testing.T) {
 	}
 }
 
-// A node just over a threshold (a peak at 64 % of CPU: 14.6 points) is within the hysteresis band: rebalance
+// A node just over a threshold (a peak at 64 % of CPU: 5.5 points) is within the hysteresis band: rebalance
 // with the threshold scorers alone leaves it, an alert-driven relieve resolves it with a move that keeps the
 // target under every threshold. (With the balance scorers rebalance moves too: pve2 is idle.)
 func TestRelieveResolvesWhatRebalanceTolerates(t *testing.T) {

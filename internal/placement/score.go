@@ -113,23 +113,21 @@ const (
 )
 
 // penalty maps a utilisation ratio x to points: 0 up to the threshold t (a dead band: nodes under thresholds
-// are never a reason to move), then a step of thresholdStep points for crossing it, plus u = (x−t)/(1−t)
-// scaled as 90·(u+u²)/2, so a fully used resource costs 100 points and more beyond. The step makes any
-// crossing visible to the improvement rule; the convex part makes halving an excess worth more than moving it
-// whole, which spreads load instead of shifting a hot spot. Hysteresis comes from the dead band and
-// Policy.MinImprovement (15 by default, above the step): one resource barely over its threshold (a few
-// points of noise) does not move a guest; a move must take a node clearly over and leave the target clearly
-// below where the source was.
+// are no reason to move by themselves), then 100·(u+u²)/2 with u = (x−t)/(1−t), so a fully used resource
+// costs 100 points and more beyond. The penalty is continuous and convex: halving an excess is worth more
+// than moving it whole, so load spreads instead of shifting a hot spot, and two nodes a little over a
+// threshold score less than one node far over it. (An earlier version added a step of 10 points at the
+// threshold; that made the sum of scores prefer one node far over to two just over — e.g. 72 % / 59 % / 59 %
+// over 66 % / 66 % / 66 % — the opposite of spreading.) Hysteresis comes from the dead band and
+// Policy.MinImprovement: one resource a few points over its threshold scores a few points and does not move a
+// guest; a move must leave the target clearly below where the source was.
 func penalty(x, t float64) float64 {
 	if x <= t {
 		return 0
 	}
 	u := (x - t) / (1 - t)
-	return thresholdStep + 90*(u+u*u)/2
+	return 100 * (u + u*u) / 2
 }
-
-// thresholdStep is the points for crossing a threshold at all.
-const thresholdStep = 10
 
 // score runs every scorer on v.
 func (m *model) score(v nodeView) Score {
