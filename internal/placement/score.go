@@ -34,26 +34,26 @@ var (
 
 func (cpuScorer) Name() string { return "cpu" }
 func (s cpuScorer) Score(m *model, v nodeView) PluginScore {
-	p := &m.pol
-	return PluginScore{s.Name(), v.cpuBlend, p.Thresholds.CPU, p.Weights.CPU * penalty(v.cpuBlend, p.Thresholds.CPU)}
+	return thresholdScore(s.Name(), v.cpuBlend, m.pol.Thresholds.CPU, m.pol.Weights.CPU)
 }
 
 func (cpuPeakScorer) Name() string { return "cpu-peak" }
 func (s cpuPeakScorer) Score(m *model, v nodeView) PluginScore {
-	p := &m.pol
-	return PluginScore{s.Name(), v.cpuPeak, p.Thresholds.CPU, p.Weights.CPUPeak * penalty(v.cpuPeak, p.Thresholds.CPU)}
+	return thresholdScore(s.Name(), v.cpuPeak, m.pol.Thresholds.CPU, m.pol.Weights.CPUPeak)
 }
 
 func (memoryScorer) Name() string { return "memory" }
 func (s memoryScorer) Score(m *model, v nodeView) PluginScore {
-	p := &m.pol
-	return PluginScore{s.Name(), v.mem, p.Thresholds.Memory, p.Weights.Memory * penalty(v.mem, p.Thresholds.Memory)}
+	return thresholdScore(s.Name(), v.mem, m.pol.Thresholds.Memory, m.pol.Weights.Memory)
 }
 
 func (ioWaitScorer) Name() string { return "iowait" }
 func (s ioWaitScorer) Score(m *model, v nodeView) PluginScore {
-	p := &m.pol
-	return PluginScore{s.Name(), v.io, p.Thresholds.IOWait, p.Weights.IOWait * penalty(v.io, p.Thresholds.IOWait)}
+	return thresholdScore(s.Name(), v.io, m.pol.Thresholds.IOWait, m.pol.Weights.IOWait)
+}
+
+func thresholdScore(name string, value, threshold, weight float64) PluginScore {
+	return PluginScore{Plugin: name, Value: value, Reference: threshold, Points: weight * penalty(value, threshold)}
 }
 
 // cpuBalanceScorer scores a node whose Load (max of CPU and memory p95 ratios) is CPU-bound for that Load
@@ -62,18 +62,19 @@ func (s ioWaitScorer) Score(m *model, v nodeView) PluginScore {
 // fair share, and the points follow the figure the operator sees (Plan.Before.HottestLoad).
 func (cpuBalanceScorer) Name() string { return "cpu-balance" }
 func (s cpuBalanceScorer) Score(m *model, v nodeView) PluginScore {
-	ps := PluginScore{s.Name(), v.cpuPeak, m.idealLoad(), 0}
-	if m.balance && v.cpuPeak >= v.memPeak {
-		ps.Points = m.pol.Weights.Balance * excess(v.cpuPeak, ps.Reference, m.pol.Thresholds.CPU)
-	}
-	return ps
+	return m.balanceScore(s.Name(), v.cpuPeak, v.cpuPeak >= v.memPeak, m.pol.Thresholds.CPU)
 }
 
 func (memoryBalanceScorer) Name() string { return "memory-balance" }
 func (s memoryBalanceScorer) Score(m *model, v nodeView) PluginScore {
-	ps := PluginScore{s.Name(), v.memPeak, m.idealLoad(), 0}
-	if m.balance && v.memPeak > v.cpuPeak {
-		ps.Points = m.pol.Weights.Balance * excess(v.memPeak, ps.Reference, m.pol.Thresholds.Memory)
+	return m.balanceScore(s.Name(), v.memPeak, v.memPeak > v.cpuPeak, m.pol.Thresholds.Memory)
+}
+
+// balanceScore scores value against the ideal Load when it is the node's Load (bound) and balancing is on.
+func (m *model) balanceScore(name string, value float64, bound bool, threshold float64) PluginScore {
+	ps := PluginScore{Plugin: name, Value: value, Reference: m.idealLoad()}
+	if m.balance && bound {
+		ps.Points = m.pol.Weights.Balance * excess(value, ps.Reference, threshold)
 	}
 	return ps
 }
