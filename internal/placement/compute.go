@@ -31,6 +31,7 @@ func Compute(st State, pol Policy, req Request) (Plan, error) {
 	if err != nil {
 		return Plan{}, fmt.Errorf("invalid state: %w", err)
 	}
+	m.balance = req.Action == ActionRebalance
 	var node *nodeM
 	if req.Node != "" {
 		i, ok := m.nodeByName[req.Node]

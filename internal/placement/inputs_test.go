@@ -25,6 +25,9 @@ func TestPolicyValidate(t *testing.T) {
 		{"overcommit too small", func(p *Policy) { p.CPUOvercommit = 0.01 }, "cpu_overcommit: 0.01 is outside"},
 		{"current window", func(p *Policy) { p.CurrentWindow = 0 }, "current_window: 0s is outside (0, 24h]"},
 		{"distribute spread", func(p *Policy) { p.Distribute.MaxSpread = 0 }, "distribute.max_spread: 0 must be at least 1"},
+		{"balance weight", func(p *Policy) { p.Weights.Balance = -1 }, "weights.balance: -1 is outside [0, 10]"},
+		{"imbalance cv 0", func(p *Policy) { p.Imbalance.CV = 0 }, "imbalance.cv: 0 is outside [0.01, 10]"},
+		{"imbalance busiest", func(p *Policy) { p.Imbalance.MinBusiest = 1.5 }, "imbalance.min_busiest: 1.5 is outside [0, 1]"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -113,6 +113,13 @@ type model struct {
 	scratch    []float32
 	// evacuation relaxes tag gates and lets affinity groups split.
 	evacuation bool
+	// balance turns the balance scorers on (rebalance only).
+	balance bool
+	// idealCPU and idealMem are the load ratios every online node would have if the cluster were one node:
+	// the PeakQuantile of the summed CPU (memory) series of the online nodes over their summed capacity.
+	// Moves shift series between nodes and never change the sum, so the ideal is the same before, during and
+	// after a plan (and when re-planning on the applied state): a fixed reference for the balance scorers.
+	idealCPU, idealMem float64
 }
 
 // day is the length of the 24 h window (7 of them make the week window).
@@ -344,7 +351,28 @@ func newModel(st State, pol Policy, evacuation bool) (*model, error) {
 		}
 	}
 	m.formUnits()
+	m.idealCPU, m.idealMem = m.ideals()
 	return m, nil
+}
+
+// ideals computes idealCPU and idealMem (see model).
+func (m *model) ideals() (cpu, mem float64) {
+	sumCPU, sumMem := make([]float32, m.T), make([]float32, m.T)
+	var cpus, memBytes float64
+	for _, n := range m.nodes {
+		if !n.online {
+			continue
+		}
+		addInto(sumCPU, n.cpu, 1)
+		addInto(sumMem, n.mem, 1)
+		cpus += n.cpus
+		memBytes += n.memBytes
+	}
+	if cpus == 0 {
+		return 0, 0
+	}
+	q := m.pol.PeakQuantile
+	return quantileOf(sumCPU, q, m.scratch) / cpus, quantileOf(sumMem, q, m.scratch) / memBytes
 }
 
 // normaliseDemand fills the guest's demand series and statistics. A missing series is replaced by a flat,

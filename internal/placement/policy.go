@@ -28,6 +28,20 @@ type ScoreWeights struct {
 	CPUPeak float64 `yaml:"cpu_peak"`
 	Memory  float64 `yaml:"memory"`
 	IOWait  float64 `yaml:"iowait"`
+	// Balance multiplies the cpu-balance and memory-balance scorers (rebalance only): 100 points per unit of
+	// a node's relative excess over the cluster's ideal load, so a node 15 % above its fair share scores
+	// MinImprovement's default 15 points. 0 turns balancing below thresholds off.
+	Balance float64 `yaml:"balance"`
+}
+
+// ImbalancePolicy mirrors the PVEClusterImbalanced alert (rules/alerts.yml): the cluster is imbalanced when,
+// for CPU or memory, the coefficient of variation of the online nodes' current load ratios is above CV and the
+// busiest node's is above MinBusiest. While it is, rebalance accepts any move that makes clear progress (the
+// pair's score drops by MinImprovement/5) instead of asking for MinImprovement, so a rebalance the alert
+// triggered ends with the alert's condition cleared or with no useful move left.
+type ImbalancePolicy struct {
+	CV         float64 `yaml:"cv"`
+	MinBusiest float64 `yaml:"min_busiest"`
 }
 
 // DistributePolicy configures the distribute action.
@@ -70,6 +84,8 @@ type Policy struct {
 	BandwidthBytesPerSecond float64 `yaml:"bandwidth_bytes_per_second"`
 	// Distribute configures the distribute action.
 	Distribute DistributePolicy `yaml:"distribute"`
+	// Imbalance is the alert's imbalance condition, under which rebalance lowers its bar.
+	Imbalance ImbalancePolicy `yaml:"imbalance"`
 }
 
 // DefaultPolicy returns the documented defaults (see docs/placement.md).
@@ -77,7 +93,7 @@ func DefaultPolicy() Policy {
 	return Policy{
 		Thresholds:              Thresholds{CPU: 0.60, Memory: 0.70, IOWait: 0.30},
 		Windows:                 WindowWeights{Current: 0.5, Day: 0.3, Week: 0.2},
-		Weights:                 ScoreWeights{CPU: 1, CPUPeak: 1, Memory: 1, IOWait: 1},
+		Weights:                 ScoreWeights{CPU: 1, CPUPeak: 1, Memory: 1, IOWait: 1, Balance: 1},
 		CurrentWindow:           15 * time.Minute,
 		PeakQuantile:            0.95,
 		MemoryHeadroom:          0.10,
@@ -93,6 +109,7 @@ func DefaultPolicy() Policy {
 			SmallMemoryBytes: 4 * GiB,
 			MaxSpread:        2,
 		},
+		Imbalance: ImbalancePolicy{CV: 0.30, MinBusiest: 0.50},
 	}
 }
 
@@ -117,6 +134,9 @@ func (p Policy) Validate() error {
 	ratio("weights.cpu_peak", p.Weights.CPUPeak, 0, 10)
 	ratio("weights.memory", p.Weights.Memory, 0, 10)
 	ratio("weights.iowait", p.Weights.IOWait, 0, 10)
+	ratio("weights.balance", p.Weights.Balance, 0, 10)
+	ratio("imbalance.cv", p.Imbalance.CV, 0.01, 10)
+	ratio("imbalance.min_busiest", p.Imbalance.MinBusiest, 0, 1)
 	if p.CurrentWindow <= 0 || p.CurrentWindow > 24*time.Hour {
 		errs = append(errs, fmt.Errorf("current_window: %v is outside (0, 24h]", p.CurrentWindow))
 	}

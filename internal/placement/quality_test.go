@@ -123,23 +123,6 @@ func (e *evaluator) outcome(a assignment) outcome {
 	return o
 }
 
-// underThresholds reports whether every online node's CPU p95 and memory p95 are at or under the policy's
-// thresholds: the planner's dead band, where it deliberately stops (moving further buys nothing the operator
-// asked for and costs migrations).
-func (e *evaluator) underThresholds(a assignment) bool {
-	for _, n := range e.st.Nodes {
-		if !n.Online {
-			continue
-		}
-		c, m := e.series(a, n.Name)
-		if p95(c, e.pol.PeakQuantile)/float64(n.CPUs) > e.pol.Thresholds.CPU+1e-6 ||
-			p95(m, e.pol.PeakQuantile)/float64(n.MemoryBytes) > e.pol.Thresholds.Memory+1e-6 {
-			return false
-		}
-	}
-	return true
-}
-
 func migrationBytes(g Guest) uint64 {
 	var b uint64
 	if g.Running {
@@ -344,6 +327,13 @@ func cmpF(a, b float64) int {
 	return 0
 }
 
+// knownOptimumGaps lists the small scenarios where ours is NOT within 5 % of the optimum (the goal),
+// with the hottest load ours reaches there: a ratchet, it may only get better. Both plans stop with one node
+// 14 points above its fair share, just under MinImprovement (15); the optimum needs a third move through a
+// cool node (a chain) that gains 3–4 % of one node's load — the size of gain the hysteresis exists to refuse.
+// Weights.Balance 1.5 closes small-slack's gap, not small-constrained's (docs/placement.md, Known limits).
+var knownOptimumGaps = map[string]float64{"small-constrained": 0.497, "small-slack": 0.290}
+
 type qualityScenario struct {
 	name   string
 	spec   genSpec
@@ -376,6 +366,7 @@ func qualitySuite() []qualityScenario {
 func TestQualityTable(t *testing.T) {
 	var rows []string
 	oursBetter := map[string]int{}
+	withinOptimum, small := 0, 0
 	for _, sc := range qualitySuite() {
 		pol := DefaultPolicy()
 		pol.MaxMoves = 0
@@ -405,6 +396,7 @@ func TestQualityTable(t *testing.T) {
 			a    assignment
 		}{{"ours", ours}, {"proxlb", proxLBStyle(e)}, {"proxbalance", proxBalanceStyle(e)}}
 		if sc.small {
+			small++
 			results = append(results, struct {
 				name string
 				a    assignment
@@ -425,8 +417,17 @@ func TestQualityTable(t *testing.T) {
 					t.Errorf("%s: ours makes the hottest node hotter: %.3f → %.3f", sc.name, before.hottest, o.hottest)
 				}
 			case "optimum":
-				if o.hottest > ro.hottest*1.05+1e-9 && !e.underThresholds(ours) {
-					t.Errorf("%s: ours %.3f is not within 5%% of the optimum %.3f, and not under every threshold", sc.name, o.hottest, ro.hottest)
+				switch gap, known := knownOptimumGaps[sc.name]; {
+				case o.hottest <= ro.hottest*1.05+1e-9:
+					withinOptimum++
+					if known {
+						t.Errorf("%s: ours %.3f is now within 5%% of the optimum %.3f: drop it from knownOptimumGaps", sc.name, o.hottest, ro.hottest)
+					}
+				case known && o.hottest <= gap+1e-9:
+					t.Logf("%s: GOAL NOT MET: ours %.3f is %.1f%% above the optimum %.3f (known gap, see knownOptimumGaps)",
+						sc.name, o.hottest, 100*(o.hottest/ro.hottest-1), ro.hottest)
+				default:
+					t.Errorf("%s: ours %.3f is not within 5%% of the optimum %.3f", sc.name, o.hottest, ro.hottest)
 				}
 			default:
 				if dominates(ro, o) {
@@ -439,6 +440,7 @@ func TestQualityTable(t *testing.T) {
 		}
 	}
 	t.Log("quality table (hottest = max node p95 load ratio; lower is better)\n" + strings.Join(rows, "\n"))
+	t.Logf("ours within 5%% of the optimum on %d/%d small scenarios", withinOptimum, small)
 	n := len(qualitySuite())
 	for _, b := range []string{"proxlb", "proxbalance"} {
 		t.Logf("ours strictly better than %s on %d/%d scenarios", b, oursBetter[b], n)

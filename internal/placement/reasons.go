@@ -52,10 +52,14 @@ const (
 	ReasonCPUPeakOverThreshold Reason = "CPUPeakOverThreshold"
 	ReasonMemoryOverThreshold  Reason = "MemoryOverThreshold"
 	ReasonIOWaitOverThreshold  Reason = "IOWaitOverThreshold"
-	ReasonRelieve              Reason = "Relieve"
-	ReasonEvacuate             Reason = "Evacuate"
-	ReasonAntiAffinityRepair   Reason = "AntiAffinityRepair"
-	ReasonDistribute           Reason = "Distribute"
+	// ReasonCPUImbalance and ReasonMemoryImbalance: the source's p95 is above the cluster's ideal load
+	// (rebalance's balance scorers).
+	ReasonCPUImbalance       Reason = "CPUAboveClusterIdeal"
+	ReasonMemoryImbalance    Reason = "MemoryAboveClusterIdeal"
+	ReasonRelieve            Reason = "Relieve"
+	ReasonEvacuate           Reason = "Evacuate"
+	ReasonAntiAffinityRepair Reason = "AntiAffinityRepair"
+	ReasonDistribute         Reason = "Distribute"
 	// ReasonAffinityGroup: the guest moves with the rest of its affinity_<group>.
 	ReasonAffinityGroup Reason = "AffinityGroup"
 )
@@ -78,8 +82,8 @@ const (
 // Status is a filter's verdict: Code is empty when the filter passed; Detail names what failed (a storage,
 // a group, a node).
 type Status struct {
-	Code   Reason
-	Detail string
+	Code   Reason `json:"code"`
+	Detail string `json:"detail,omitempty"`
 }
 
 // OK reports whether the filter passed.

@@ -2,6 +2,7 @@ package placement
 
 import (
 	"cmp"
+	"fmt"
 	"slices"
 )
 
@@ -19,11 +20,21 @@ func (p *planner) loadDriven(only *nodeM) {
 	}
 	fs := filtersFor(false)
 	for round := 0; ; round++ {
+		// While the cluster is imbalanced as the alert defines it, any move making clear progress is wanted.
+		bar, imbalanced := m.pol.MinImprovement, false
+		if only == nil && m.balance {
+			if _, imbalanced = m.imbalance(); imbalanced {
+				bar = m.pol.MinImprovement / 5
+			}
+		}
 		scores := make([]float64, len(m.nodes))
 		var over []*nodeM
 		for i, n := range m.nodes {
-			scores[i] = m.total(m.view(n))
-			if n.online && scores[i] > 0 && (only == nil || n == only) {
+			sc := m.score(m.view(n))
+			scores[i] = sc.Total
+			// A source is over a threshold, or far enough above the ideal that a move off it can clear the bar
+			// (a move's improvement is at most the source's score).
+			if n.online && (only == nil || n == only) && (thresholdPoints(sc) > 0 || sc.Total >= bar) {
 				over = append(over, n)
 			}
 		}
@@ -33,10 +44,13 @@ func (p *planner) loadDriven(only *nodeM) {
 				p.note(ReasonNoOverload, "node %s is under all thresholds", only.name)
 			case only != nil:
 				p.note(ReasonRelieved, "node %s is under all thresholds", only.name)
-			case round == 0:
+			case !m.balance && round == 0:
 				p.note(ReasonNoOverload, "no node above thresholds")
-			default:
+			case !m.balance:
 				p.note(ReasonNoOverload, "every node is under thresholds")
+			default:
+				p.note(ReasonNoOverload, "every node is under thresholds and less than %.0f points above the cluster's ideal load %.0f%%",
+					bar, 100*m.idealLoad())
 			}
 			return
 		}
@@ -46,15 +60,19 @@ func (p *planner) loadDriven(only *nodeM) {
 		}
 		var best *option
 		for _, src := range over {
-			best = p.bestRelief(src, scores, fs, only != nil)
+			best = p.bestRelief(src, scores, fs, bar, only != nil)
 			if best != nil {
 				break
 			}
 		}
 		if best == nil {
-			if only != nil {
+			switch {
+			case only != nil:
 				p.note(ReasonUnresolved, "node %s stays above thresholds: no move clears the minimum improvement of %.0f points", only.name, m.pol.MinImprovement)
-			} else {
+			case imbalanced:
+				desc, _ := m.imbalance()
+				p.note(ReasonBelowMinImprovement, "%s, but no move lowers the imbalance by %.0f points", desc, bar)
+			default:
 				p.note(ReasonBelowMinImprovement, "no move clears the minimum improvement of %.0f points", m.pol.MinImprovement)
 			}
 			return
@@ -73,13 +91,13 @@ func (p *planner) loadDriven(only *nodeM) {
 //
 // Relieve (resolve true) also accepts a move that resolves the source completely while its target stays under
 // every threshold: an alert asked for exactly that, even when the node is only just over a threshold.
-func (p *planner) bestRelief(src *nodeM, scores []float64, fs []filter, resolve bool) *option {
+func (p *planner) bestRelief(src *nodeM, scores []float64, fs []filter, bar float64, resolve bool) *option {
 	m := p.m
 	srcBefore := scores[src.idx]
 	// clears reports whether a target scoring tgt after the move (a lower bound is fine for pruning) can clear
 	// the bar.
 	clears := func(tgt float64) bool {
-		return srcBefore-tgt >= m.pol.MinImprovement || (resolve && tgt == 0)
+		return srcBefore-tgt >= bar || (resolve && tgt == 0)
 	}
 	hottest := m.hottestLoad()
 	cands := p.movable(m.unitsOn(src))
@@ -122,7 +140,7 @@ func (p *planner) bestRelief(src *nodeM, scores []float64, fs []filter, resolve 
 				continue
 			}
 			tgtAfter := m.total(in.after())
-			if !clears(tgtAfter) || (srcBefore-tgtAfter < m.pol.MinImprovement && srcAfter > 0) || !m.keepsHottest(in, hottest) {
+			if !clears(tgtAfter) || (srcBefore-tgtAfter < bar && srcAfter > 0) || !m.keepsHottest(in, hottest) {
 				continue
 			}
 			o := &option{u: u, from: src, to: t, srcBefore: srcBefore, srcAfter: srcAfter,
@@ -182,7 +200,7 @@ func (m *model) maxScore() float64 {
 func (p *planner) sortByContribution(src *nodeM, us []*unitM) {
 	m := p.m
 	sc := m.score(m.view(src))
-	w := [4]float64{}
+	var w [len(scorers)]float64
 	for i, ps := range sc.Plugins {
 		if ps.Points > 0 {
 			w[i] = 1
@@ -192,7 +210,9 @@ func (p *planner) sortByContribution(src *nodeM, us []*unitM) {
 	cost := make(map[int]uint64, len(us))
 	for _, u := range us {
 		cpu := u.cpuW.blend(m.pol.Windows) / src.cpus
-		contrib[u.idx] = w[0]*cpu + w[1]*cpu + w[2]*u.memCur/src.memBytes + w[3]*u.ioW.blend(m.pol.Windows)
+		mem := u.memCur / src.memBytes
+		contrib[u.idx] = (w[pluginCPU]+w[pluginCPUPeak]+w[pluginCPUBalance])*cpu +
+			(w[pluginMemory]+w[pluginMemoryBalance])*mem + w[pluginIOWait]*u.ioW.blend(m.pol.Windows)
 		cost[u.idx] = m.unitCost(u)
 	}
 	slices.SortStableFunc(us, func(a, b *unitM) int {
@@ -211,7 +231,8 @@ func (p *planner) sortByContribution(src *nodeM, us []*unitM) {
 func utilisation(v nodeView) float64 { return v.cpuBlend + v.cpuPeak + v.mem + v.io }
 
 func overloadReasons(s Score) []Reason {
-	codes := [...]Reason{ReasonCPUOverThreshold, ReasonCPUPeakOverThreshold, ReasonMemoryOverThreshold, ReasonIOWaitOverThreshold}
+	codes := [len(scorers)]Reason{ReasonCPUOverThreshold, ReasonCPUPeakOverThreshold, ReasonMemoryOverThreshold,
+		ReasonIOWaitOverThreshold, ReasonCPUImbalance, ReasonMemoryImbalance}
 	var out []Reason
 	for i, ps := range s.Plugins {
 		if ps.Points > 0 {
@@ -235,4 +256,39 @@ func (m *model) clusterCoverage() float64 {
 		return 0
 	}
 	return sum / float64(n)
+}
+
+// thresholdPoints are a score's points from the threshold scorers (all but the balance ones).
+func thresholdPoints(s Score) float64 {
+	return s.Total - s.Plugins[pluginCPUBalance].Points - s.Plugins[pluginMemoryBalance].Points
+}
+
+// imbalance evaluates the PVEClusterImbalanced alert's condition on the simulated cluster: for CPU or memory,
+// the coefficient of variation of the online nodes' current load ratios above Policy.Imbalance.CV while the
+// busiest node's is above Policy.Imbalance.MinBusiest. desc describes the first resource that meets it.
+func (m *model) imbalance() (desc string, imbalanced bool) {
+	cpu, mem := m.currentLoads()
+	for _, r := range []struct {
+		name  string
+		loads []float64
+	}{{"CPU", cpu}, {"memory", mem}} {
+		cv, busiest := coefficientOfVariation(r.loads), slices.Max(append(r.loads, 0))
+		if cv > m.pol.Imbalance.CV && busiest > m.pol.Imbalance.MinBusiest {
+			return fmt.Sprintf("%s load is imbalanced (coefficient of variation %.2f > %.2f, busiest node %.0f%%)",
+				r.name, cv, m.pol.Imbalance.CV, 100*busiest), true
+		}
+	}
+	return "", false
+}
+
+// currentLoads are the online nodes' current CPU and memory load ratios (the CurrentWindow averages: what the
+// alert's 5-minute rates see).
+func (m *model) currentLoads() (cpu, mem []float64) {
+	for _, n := range m.nodes {
+		if n.online {
+			cpu = append(cpu, n.cpuW.cur/n.cpus)
+			mem = append(mem, n.memCur/n.memBytes)
+		}
+	}
+	return cpu, mem
 }

@@ -242,7 +242,7 @@ func (m *model) describeEffect(a Action, from, to *nodeM, sb, sa, tb, ta Score) 
 			best, dom = ps.Points, i
 		}
 	}
-	label := [...]string{"CPU", "CPU p95", "memory", "iowait"}[dom]
+	label := [len(scorers)]string{"CPU", "CPU p95", "memory", "iowait", "CPU p95", "memory p95"}[dom]
 	pct := func(s Score) string { return fmt.Sprintf("%.0f%%", 100*s.Plugins[dom].Value) }
 	target := fmt.Sprintf("%s %s → %s", to.name, pct(tb), pct(ta))
 	switch a {
@@ -275,6 +275,9 @@ func (m *model) metrics() ClusterMetrics {
 		cm.MaxScore = max(cm.MaxScore, nm.Score)
 	}
 	cm.LoadCV = coefficientOfVariation(loads)
+	cpu, mem := m.currentLoads()
+	cm.CPUCurrentCV, cm.MemoryCurrentCV = coefficientOfVariation(cpu), coefficientOfVariation(mem)
+	cm.IdealCPU, cm.IdealMemory = m.idealCPU, m.idealMem
 	return cm
 }
 

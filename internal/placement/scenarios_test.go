@@ -94,6 +94,8 @@ func TestScenarios(t *testing.T) {
 		}
 	}
 	defaults := func(*Policy) {}
+	// thresholdsOnly turns the balance scorers off: the scenario is about the threshold scorers alone.
+	thresholdsOnly := func(p *Policy) { p.Weights.Balance = 0 }
 
 	cases := []struct {
 		name   string
@@ -105,7 +107,7 @@ func TestScenarios(t *testing.T) {
 		{
 			name:   "hot node: one move brings it under thresholds (source is decremented)",
 			state:  cluster(nodesN(3), hot4()),
-			policy: defaults, req: rebalance,
+			policy: thresholdsOnly, req: rebalance,
 			check: all(wantMoves("qemu/101 pve1>pve2"), wantDecision("qemu/102", OutcomeSkipped, ReasonNoOverload, "pve1 needs no further moves after the plan")),
 		},
 		{
@@ -149,7 +151,7 @@ func TestScenarios(t *testing.T) {
 		{
 			name:   "local disk with space: moves, cost counts the copy",
 			state:  cluster([]Node{node("pve1"), node("pve2")}, hot4(localDisk("local-zfs", 40*GiB))),
-			policy: defaults, req: rebalance,
+			policy: thresholdsOnly, req: rebalance,
 			check: func(t *testing.T, p Plan) {
 				wantMoves("qemu/101 pve1>pve2")(t, p)
 				if c := p.Moves[0].Cost; c.DiskBytes != 40*GiB || c.MemoryBytes != 4*GiB || c.Duration <= 0 {
@@ -487,10 +489,12 @@ func TestDescriptionReadsLikeASentence(t *testing.T) {
 }
 
 // ProxBalance never subtracts a moved guest from its source, so every guest of a hot node keeps looking worth
-// moving. Ours decrements the source in its simulation and stops once the node is under thresholds.
+// moving. Ours decrements the source in its simulation and, with the threshold scorers alone, stops once the
+// node is under thresholds (with the balance scorers it goes on spreading: TestRebalanceSpreadsBelowThresholds).
 func TestSourceIsDecrementedUnlikeNonDecrementingBaseline(t *testing.T) {
 	st := cluster(nodesN(4), hot4())
 	pol := DefaultPolicy()
+	pol.Weights.Balance = 0
 	p := mustPlan(t, st, pol, rebalance)
 	base := newEvaluator(st, pol).outcome(proxBalanceStyle(newEvaluator(st, pol)))
 	if len(p.Moves) != 1 {
@@ -552,11 +556,13 @@ func TestNoPingPongOnATwoNodeOscillation(t *testing.T) {
 	}
 }
 
-// A node just over a threshold (a peak at 64 % of CPU: 14.6 points) is within the hysteresis band: rebalance
-// leaves it, an alert-driven relieve resolves it with a move that keeps the target under every threshold.
+// A node just over a threshold (a peak at 64 % of CPU: 5.5 points) is within the hysteresis band: rebalance
+// with the threshold scorers alone leaves it, an alert-driven relieve resolves it with a move that keeps the
+// target under every threshold. (With the balance scorers rebalance moves too: pve2 is idle.)
 func TestRelieveResolvesWhatRebalanceTolerates(t *testing.T) {
 	st := cluster([]Node{node("pve1"), node("pve2", cpus(32))}, []Guest{guest(101, peakAt(2, 9.2, 13, 3)), guest(102, useCPU(0.5))})
 	pol := DefaultPolicy()
+	pol.Weights.Balance = 0
 	if p := mustPlan(t, st, pol, rebalance); len(p.Moves) != 0 {
 		t.Errorf("rebalance moves %v inside the hysteresis band (scores %+v)", movesOf(p), p.Before.Nodes)
 	}
