@@ -138,7 +138,7 @@ func (e *Executor) prepareReconcile(ctx context.Context, en store.JournalEntry) 
 
 	kind := kindClosed
 	if en.UPID == "" {
-		t, found, err := e.findMigrationTask(ctx, en)
+		t, found, err := e.findMigrationTask(ctx, en, true)
 		if err != nil {
 			return a, kindUnknown, false, err
 		}

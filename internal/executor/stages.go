@@ -290,7 +290,7 @@ func (s *executeStage) Exec(ctx context.Context, a *Attempt) (bool, error) {
 			return false, &StageError{Stage: stage, Reason: ReasonMigrateRefused, Err: err}
 		}
 		// No answer: the task may have started. Look for it rather than guess.
-		t, found, lerr := s.e.findMigrationTask(ctx, entry)
+		t, found, lerr := s.e.findMigrationTask(ctx, entry, true)
 		switch {
 		case lerr != nil:
 			return false, &StageError{Stage: stage, Reason: ReasonAPIError,
@@ -320,9 +320,10 @@ func (s *executeStage) Exec(ctx context.Context, a *Attempt) (bool, error) {
 	return false, nil
 }
 
-// findMigrationTask looks in /cluster/tasks for a migration task of the entry's guest on its source that
-// started at or after the intent (UPIDs count whole seconds).
-func (e *Executor) findMigrationTask(ctx context.Context, en store.JournalEntry) (pve.Task, bool, error) {
+// findMigrationTask looks in /cluster/tasks for the first migration task of the entry's guest on its source
+// that started at or after the intent (UPIDs count whole seconds). withHARequests admits "hamigrate" request
+// tasks; without it only the real qmigrate/vzmigrate tasks count.
+func (e *Executor) findMigrationTask(ctx context.Context, en store.JournalEntry, withHARequests bool) (pve.Task, bool, error) {
 	_, vmid, err := parseGuest(en.Guest)
 	if err != nil {
 		return pve.Task{}, false, err
@@ -336,7 +337,8 @@ func (e *Executor) findMigrationTask(ctx context.Context, en store.JournalEntry)
 	var best pve.Task
 	found := false
 	for _, t := range tasks {
-		if t.ID != id || !isMigrationTask(t.Type) || t.Node != en.Source || t.StartTime.Before(since) {
+		if t.ID != id || !isMigrationTask(t.Type) || t.Node != en.Source || t.StartTime.Before(since) ||
+			(t.Type == "hamigrate" && !withHARequests) {
 			continue
 		}
 		if !found || t.StartTime.Before(best.StartTime) {
@@ -438,8 +440,8 @@ func (s *followStage) handoff(ctx context.Context, a *Attempt) (pve.Task, error)
 	probe := a.Journal
 	probe.IntentAt = req.StartTime
 	for {
-		t, found, err := s.e.findMigrationTask(hctx, probe)
-		if err == nil && found && t.Type != "hamigrate" {
+		t, found, err := s.e.findMigrationTask(hctx, probe, false)
+		if err == nil && found {
 			return t, nil
 		}
 		if !sleepCtx(hctx, s.e.cfg.PollInterval) {
