@@ -217,4 +217,3 @@ func stageNames(recs []StageRecord) []string {
 	}
 	return out
 }
-

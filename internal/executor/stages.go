@@ -276,6 +276,9 @@ func (s *executeStage) Exec(ctx context.Context, a *Attempt) (bool, error) {
 		return refuse(stage, ReasonJournalError, "writing intent: %v", err)
 	}
 	a.Journal = entry
+	if !a.DryRun {
+		a.tracked = s.e.track(entry.ID) // a fresh ID: nobody else can hold it
+	}
 
 	upid, err := migrator.Migrate(ctx, a.Guest, m.Target, a.Options)
 	if a.DryRun {
