@@ -329,7 +329,7 @@ func (e *Executor) logLines(ctx context.Context, upid string) ([]string, error) 
 // because it repeats the exit status.
 func lastErrorLine(lines []string) string {
 	for i := len(lines) - 1; i >= 0; i-- {
-		_, text := splitTimestamp(lines[i])
+		_, text := cutTimestamp(lines[i])
 		if strings.HasPrefix(text, "TASK ERROR") {
 			continue
 		}

@@ -126,8 +126,14 @@ func TestParseProgress(t *testing.T) {
 				"drive-scsi0: transferred 1.0 GiB of 2.0 GiB (abc%) in 1s",
 				"drive-: transferred 1.0 GiB of 2.0 GiB (50.00%) in 1s",
 				"drive-scsi0: transferred: x bytes remaining: 1 bytes total: 0 bytes progression: 0 % busy: 1 ready: 0",
-				"2026-13-45 99:99:99 migration active, transferred 1.0 GiB of 2.0 GiB VM-state, 1.0 GiB/s"},
+				"2026-01-05 10:00:00migration active, transferred 1.0 GiB of 2.0 GiB VM-state, 1.0 GiB/s"},
 			phase: PhaseStarting,
+		},
+		{
+			name: "an impossible time stamp leaves the elapsed time unknown",
+			lines: []string{"2026-13-45 99:99:99 migration active, transferred 1.0 GiB of 2.0 GiB VM-state, 1.0 GiB/s",
+				"2026-01-05 10:00:09 migration active, transferred 1.5 GiB of 2.0 GiB VM-state, 1.0 GiB/s"},
+			phase: PhaseMemory, percent: 75, transferred: gib + 512*mib, total: 2 * gib, speed: gib,
 		},
 	}
 	for _, tt := range tests {
