@@ -38,14 +38,6 @@ func (h *harness) reconcile() ReconcileReport {
 	return o.rep
 }
 
-func ids(entries []store.JournalEntry) []uint64 {
-	var out []uint64
-	for _, e := range entries {
-		out = append(out, e.ID)
-	}
-	return out
-}
-
 func TestReconcileAdoptsTaskStartedAfterIntent(t *testing.T) {
 	ctx := context.Background()
 	h := newHarness(t)

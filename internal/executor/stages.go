@@ -187,16 +187,10 @@ func migrateOptions(gt pve.GuestType, running bool, pc *pve.MigratePrecondition)
 }
 
 func optionsText(o pve.MigrateOptions) string {
-	switch {
-	case o.Online && o.WithLocalDisks:
-		return "online with local disks"
-	case o.Online:
-		return "online"
-	case o.Restart:
-		return "restart"
-	default:
-		return "offline"
+	if o.WithLocalDisks {
+		return modeOf(o) + " with local disks"
 	}
+	return modeOf(o)
 }
 
 func modeOf(o pve.MigrateOptions) string {
