@@ -178,6 +178,10 @@ func (e *Executor) closeWithoutTask(ctx context.Context, a *Attempt, gt pve.Gues
 		return a, kindNotStarted, false, fmt.Errorf("reading cluster resources: %w", err)
 	}
 	g, ok := findGuest(res, gt, vmid)
+	if ok && g.Lock == "migrate" {
+		// Something migrates the guest, but /cluster/tasks does not show it (yet): decide on a later pass.
+		return a, kindNotStarted, false, fmt.Errorf("guest %s is locked for migration but no task of it was found", g.ID())
+	}
 	if ok && g.Node == a.Journal.Source {
 		e.closeEntry(ctx, a, store.MoveNotStarted, ReasonInterrupted,
 			"the balancer stopped before requesting the migration; no task found, guest still on "+g.Node+"; not re-issued")
