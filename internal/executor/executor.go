@@ -225,19 +225,10 @@ func (e *Executor) untrack(a *Attempt) {
 
 // outcomeOf derives the outcome from what the journal says, so results and the journal cannot disagree.
 func outcomeOf(a *Attempt, err error) (Outcome, Reason) {
-	reason := ReasonNone
-	var se *StageError
-	if errors.As(err, &se) {
-		reason = se.Reason
-	} else if err != nil {
-		reason = ReasonAPIError
-	}
+	reason := ReasonOf(err)
 	switch {
 	case a.Journal.ID == 0:
-		if err == nil {
-			return OutcomeFailed, ReasonJournalError // cannot happen: execute writes the journal
-		}
-		return OutcomeRefused, reason
+		return OutcomeRefused, reason // nothing was journaled, so nothing was requested
 	case a.Journal.State == store.MoveDryRun:
 		return OutcomeDryRun, reason
 	case a.Journal.State == store.MoveSucceeded && err == nil:
