@@ -331,6 +331,9 @@ func TestMetricsRegister(t *testing.T) {
 	if err != nil || n != 4 {
 		t.Errorf("gathered %d series (%v), want 2 moves_total + in_flight + 1 histogram", n, err)
 	}
+	if problems, err := testutil.GatherAndLint(reg); err != nil || len(problems) != 0 {
+		t.Errorf("metric lint: %+v, %v", problems, err)
+	}
 	if err := h.exec.Register(reg); err == nil {
 		t.Error("registering twice succeeded")
 	}

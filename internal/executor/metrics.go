@@ -14,7 +14,7 @@ func newMetrics() *metrics {
 	return &metrics{
 		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: namespace, Name: "migrations_in_flight",
-			Help: "Migrations this balancer requested that have not ended.",
+			Help: "Migrations this balancer is following to their end.",
 		}),
 		moves: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "moves_total",
@@ -22,9 +22,9 @@ func newMetrics() *metrics {
 		}, []string{"outcome", "reason"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: namespace, Name: "migration_duration_seconds",
-			Help:    "Duration of migration tasks from start to end, by outcome.",
+			Help:    "Duration of migration tasks from start to end, by final journal state.",
 			Buckets: prometheus.ExponentialBuckets(5, 2, 10),
-		}, []string{"outcome"}),
+		}, []string{"state"}),
 	}
 }
 
