@@ -312,7 +312,7 @@ func TestComputePlanAndRender(t *testing.T) {
 			{arg: "999", err: "-explain 999: no such guest in the inventory"},
 			{arg: "qemu/999", err: "-explain qemu/999: no such guest in the inventory"},
 			{arg: "lxc/100", output: "table", want: []string{"lxc/100 on pve2: not considered by rebalance\n", "cpu          mean 0.50 cores"}},
-			{arg: first.Guest, output: "json", want: []string{`"guest": "` + first.Guest + `"`, `"Outcome": "selected"`, `"coverage": 1`}},
+			{arg: first.Guest, output: "json", want: []string{`"guest": "` + first.Guest + `"`, `"outcome": "selected"`, `"coverage": 1`}},
 		}
 		for _, tt := range tests {
 			oe := o

@@ -295,7 +295,7 @@ func (f *fakePVE) config() Config {
 		TokenID:     testTokenID,
 		TokenSecret: testTokenSecret,
 		CAFile:      f.caFile(),
-		Timeout:     5 * time.Second,
+		Timeout:     30 * time.Second, // generous: a loaded CI machine must not turn slow TLS handshakes into retries
 	}
 }
 
