@@ -156,13 +156,20 @@ func fetchInventory(ctx context.Context, newSource SourceFactory, target string,
 		err error
 	}
 	done := make(chan result, 1) // buffered: a late source must not block forever
+	// The source gets a slightly earlier deadline than this wait, so that a source which returns what it has
+	// at its deadline (the Snapshotter drops a slow node's calls) is heard before the scrape gives up on it.
+	srcCtx, cancel := context.WithCancel(ctx)
+	if d, ok := ctx.Deadline(); ok {
+		srcCtx, cancel = context.WithDeadline(ctx, d.Add(-sourceDeadlineMargin(time.Until(d))))
+	}
+	defer cancel()
 	go func() {
-		src, err := newSource(ctx, target, module)
+		src, err := newSource(srcCtx, target, module)
 		if err != nil {
 			done <- result{err: fmt.Errorf("opening source for %s: %w", target, err)}
 			return
 		}
-		inv, err := src.Inventory(ctx)
+		inv, err := src.Inventory(srcCtx)
 		if err == nil && inv == nil {
 			err = errors.New("source returned no inventory")
 		}
@@ -177,6 +184,12 @@ func fetchInventory(ctx context.Context, newSource SourceFactory, target string,
 	case <-ctx.Done():
 		return nil, fmt.Errorf("fetching inventory of %s: %w", target, context.Cause(ctx))
 	}
+}
+
+// sourceDeadlineMargin is how much earlier than the scrape's fetch deadline the source must answer: a tenth of
+// the time left, at most 250ms.
+func sourceDeadlineMargin(left time.Duration) time.Duration {
+	return min(left/10, 250*time.Millisecond)
 }
 
 // scrapeTimeout is the scrape timeout Prometheus announces minus offset (blackbox_exporter's getTimeout).

@@ -232,8 +232,15 @@ func (s *Snapshotter) Inventory(ctx context.Context, opts InventoryOptions) (*In
 	if !ok {
 		f = &flight{done: make(chan struct{})}
 		s.flights[key] = f
-		// The round serves every waiter, so it must not die with the caller that happened to start it.
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.RoundTimeout)
+		// The round serves every waiter, so it must not die with the caller that happened to start it. It
+		// does end by that caller's deadline, though: requests still running then (a slow node) are recorded
+		// as failed and the round returns what it has, so that one slow node costs its own data rather than
+		// the caller's whole snapshot.
+		deadline := time.Now().Add(s.cfg.RoundTimeout)
+		if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+			deadline = d
+		}
+		rctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), deadline)
 		go func() {
 			defer cancel()
 			f.inv, f.err = s.round(rctx, key)
