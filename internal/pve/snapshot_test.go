@@ -78,6 +78,10 @@ func TestInventoryAssemblesEveryPart(t *testing.T) {
 		if g.HAManaged != (g.VMID == 100) {
 			t.Errorf("%s HAManaged = %v", g.ID(), g.HAManaged)
 		}
+		// Only the running qemu/100 has PSI, from node2's VM list (percent → ratio).
+		if wantPSI := g.VMID == 100; (g.PSI != nil) != wantPSI || (wantPSI && g.PSI.CPUSome != 0.015) {
+			t.Errorf("%s PSI = %+v", g.ID(), g.PSI)
+		}
 	}
 	// 3 storages per node from /cluster/resources plus the disabled nfs-iso only /nodes/{node}/storage lists.
 	if len(inv.Storages) != 16 {
