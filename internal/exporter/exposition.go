@@ -2,7 +2,6 @@ package exporter
 
 import (
 	"bufio"
-	"cmp"
 	"fmt"
 	"io"
 	"math"
@@ -17,65 +16,240 @@ import (
 )
 
 // A /pve scrape of a large cluster is hundreds of thousands of series, produced from a snapshot by collectors
-// that this package tests: the registry's per-series validation (consistency hashing, duplicate detection) and
-// expfmt's generic escaping cost several times the conversion itself. gatherUnchecked and writeText are the
-// lean path for /pve; the golden, lint and promtool tests (and the debug view, which still uses a registry)
-// keep the output honest, and TestWriteTextMatchesExpfmt pins the writer to expfmt's output byte for byte.
+// that this package tests. A registry's Gather validates and hashes every series and keeps all of them as
+// protobuf structs until expfmt has encoded them, which costs several times the conversion itself and most of
+// the exporter's memory. An exposition instead renders each series into its family's text as it arrives, and
+// keeps only that text and a sort key per series. The golden, lint and promtool tests (and the debug view,
+// which still uses a registry) keep the output honest; TestExpositionMatchesRegistry pins it to the registry
+// and expfmt byte for byte.
 
-// gatherUnchecked collects c's metrics into families, as a registry's Gather does but without its checks:
-// families sorted by name, series within a family sorted by label values (a no-op when collectors emit them in
-// order, as ours do). Metrics that fail to Write are dropped and returned as errors.
-func gatherUnchecked(c prometheus.Collector) ([]*dto.MetricFamily, []error) {
+// exposition is one scrape's output in the Prometheus text format (0.0.4), assembled from collected metrics.
+type textExposition struct {
+	byDesc map[*prometheus.Desc]*textFamily
+	byName map[string]*textFamily
+	last   *prometheus.Desc
+	lastF  *textFamily
+	errs   []error
+	scrap  []byte
+}
+
+// textFamily is the rendered series of one metric family.
+type textFamily struct {
+	name, help string
+	typ        dto.MetricType
+	typed      bool
+	// text holds the rendered series lines; lines locates each with its sort key (label values joined by \x00,
+	// which orders like the registry's comparison of label values).
+	text     []byte
+	lines    []textLine
+	unsorted bool
+	// other holds the series writeText does not render itself (summaries, histograms, names that need quoting);
+	// expfmt encodes them.
+	other *dto.MetricFamily
+}
+
+type textLine struct {
+	key        string
+	start, end int
+}
+
+func newExposition() *textExposition {
+	return &textExposition{byDesc: map[*prometheus.Desc]*textFamily{}, byName: map[string]*textFamily{}}
+}
+
+// collect runs c and adds every metric it sends.
+func (e *textExposition) collect(c prometheus.Collector) {
 	ch := make(chan prometheus.Metric, 1024)
 	go func() {
 		defer close(ch)
 		c.Collect(ch)
 	}()
-	byDesc := map[*prometheus.Desc]*dto.MetricFamily{}
-	byName := map[string]*dto.MetricFamily{}
-	var errs []error
 	for m := range ch {
-		desc := m.Desc()
-		mf, ok := byDesc[desc]
-		if !ok {
-			name, help := descNameHelp(desc)
-			if mf, ok = byName[name]; !ok {
-				mf = &dto.MetricFamily{Name: &name, Help: &help}
-				byName[name] = mf
-			}
-			byDesc[desc] = mf
-		}
-		out := &dto.Metric{}
-		if err := m.Write(out); err != nil {
-			errs = append(errs, fmt.Errorf("writing a series of %s: %w", mf.GetName(), err))
-			continue
-		}
-		if mf.Type == nil {
-			t := metricType(out)
-			mf.Type = &t
-		}
-		mf.Metric = append(mf.Metric, out)
+		e.add(m)
 	}
-	mfs := make([]*dto.MetricFamily, 0, len(byName))
-	for _, mf := range byName {
-		if !slices.IsSortedFunc(mf.Metric, compareLabelValues) {
-			slices.SortStableFunc(mf.Metric, compareLabelValues)
-		}
-		mfs = append(mfs, mf)
-	}
-	slices.SortFunc(mfs, func(a, b *dto.MetricFamily) int { return strings.Compare(a.GetName(), b.GetName()) })
-	return mfs, errs
 }
 
-// compareLabelValues orders series of one family as the registry does: by label values in label-name order.
-func compareLabelValues(a, b *dto.Metric) int {
-	la, lb := a.GetLabel(), b.GetLabel()
-	for i := range min(len(la), len(lb)) {
-		if c := strings.Compare(la[i].GetValue(), lb[i].GetValue()); c != 0 {
-			return c
+// add renders one metric into its family. Metrics that fail to Write are dropped and recorded in errs.
+func (e *textExposition) add(m prometheus.Metric) {
+	desc := m.Desc()
+	f := e.lastF
+	// Collectors send a family's series together: the maps are consulted only when the family changes.
+	if desc != e.last {
+		var ok bool
+		if f, ok = e.byDesc[desc]; !ok {
+			name, help := descNameHelp(desc)
+			if f, ok = e.byName[name]; !ok {
+				f = &textFamily{name: name, help: help}
+				e.byName[name] = f
+			}
+			e.byDesc[desc] = f
+		}
+		e.last, e.lastF = desc, f
+	}
+	var out dto.Metric
+	if err := m.Write(&out); err != nil {
+		e.errs = append(e.errs, fmt.Errorf("writing a series of %s: %w", f.name, err))
+		return
+	}
+	if !f.typed {
+		f.typ, f.typed = metricType(&out), true
+	}
+	if f.other != nil || !renderable(f, &out) {
+		f.addOther(&out)
+		return
+	}
+	start := len(f.text)
+	f.text = appendSeries(f.text, f.name, f.typ, &out)
+	key := e.sortKey(out.Label)
+	if n := len(f.lines); n > 0 && f.lines[n-1].key > key {
+		f.unsorted = true
+	}
+	f.lines = append(f.lines, textLine{key: key, start: start, end: len(f.text)})
+}
+
+// sortKey joins label values with \x00, which sorts before every other byte, so that comparing keys compares
+// label values one by one. A single label's value is used as is, without a copy.
+func (e *textExposition) sortKey(labels []*dto.LabelPair) string {
+	switch len(labels) {
+	case 0:
+		return ""
+	case 1:
+		return labels[0].GetValue()
+	}
+	e.scrap = e.scrap[:0]
+	for i, l := range labels {
+		if i > 0 {
+			e.scrap = append(e.scrap, 0)
+		}
+		e.scrap = append(e.scrap, l.GetValue()...)
+	}
+	return string(e.scrap)
+}
+
+// renderable reports whether appendSeries can write m: a gauge, counter or untyped series whose metric and
+// label names need no quoting, of the family's type.
+func renderable(f *textFamily, m *dto.Metric) bool {
+	if metricType(m) != f.typ {
+		return false
+	}
+	switch f.typ {
+	case dto.MetricType_GAUGE, dto.MetricType_COUNTER, dto.MetricType_UNTYPED:
+	default:
+		return false
+	}
+	if len(f.lines) > 0 {
+		return true // the name and, as a Desc fixes them, the label names were checked with the first series
+	}
+	if !model.LegacyValidation.IsValidMetricName(f.name) {
+		return false
+	}
+	for _, l := range m.GetLabel() {
+		if !model.LegacyValidation.IsValidLabelName(l.GetName()) {
+			return false
 		}
 	}
-	return cmp.Compare(len(la), len(lb))
+	return true
+}
+
+// addOther moves the family to expfmt's encoding: the series rendered so far are dropped and m kept. Only
+// families that are not renderable from their first series get here in practice.
+func (f *textFamily) addOther(m *dto.Metric) {
+	if f.other == nil {
+		name, help, typ := f.name, f.help, f.typ
+		f.other = &dto.MetricFamily{Name: &name, Help: &help, Type: &typ}
+		f.text, f.lines = nil, nil
+	}
+	f.other.Metric = append(f.other.Metric, m)
+}
+
+// writeTo writes the families sorted by name, each family's series sorted by label values, as a registry
+// orders them.
+func (e *textExposition) writeTo(w io.Writer) error {
+	families := make([]*textFamily, 0, len(e.byName))
+	for _, f := range e.byName {
+		families = append(families, f)
+	}
+	slices.SortFunc(families, func(a, b *textFamily) int { return strings.Compare(a.name, b.name) })
+	bw := bufio.NewWriterSize(w, 64<<10)
+	for _, f := range families {
+		if f.other != nil {
+			if err := bw.Flush(); err != nil {
+				return err
+			}
+			if _, err := expfmt.MetricFamilyToText(bw, f.other); err != nil {
+				return fmt.Errorf("encoding %s: %w", f.name, err)
+			}
+			continue
+		}
+		if len(f.lines) == 0 {
+			continue
+		}
+		if err := f.writeTo(bw); err != nil {
+			return err
+		}
+	}
+	return bw.Flush()
+}
+
+func (f *textFamily) writeTo(bw *bufio.Writer) error {
+	header := make([]byte, 0, 32+len(f.help))
+	header = append(header, "# HELP "...)
+	header = append(header, f.name...)
+	header = append(header, ' ')
+	header = appendEscaped(header, f.help, false)
+	header = append(header, "\n# TYPE "...)
+	header = append(header, f.name...)
+	header = append(header, ' ')
+	header = append(header, strings.ToLower(f.typ.String())...)
+	header = append(header, '\n')
+	if _, err := bw.Write(header); err != nil {
+		return err
+	}
+	if !f.unsorted {
+		_, err := bw.Write(f.text)
+		return err
+	}
+	slices.SortStableFunc(f.lines, func(a, b textLine) int { return strings.Compare(a.key, b.key) })
+	for _, l := range f.lines {
+		if _, err := bw.Write(f.text[l.start:l.end]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// appendSeries renders one gauge, counter or untyped series line as expfmt does.
+func appendSeries(buf []byte, name string, typ dto.MetricType, m *dto.Metric) []byte {
+	buf = append(buf, name...)
+	if labels := m.GetLabel(); len(labels) > 0 {
+		buf = append(buf, '{')
+		for i, l := range labels {
+			if i > 0 {
+				buf = append(buf, ',')
+			}
+			buf = append(buf, l.GetName()...)
+			buf = append(buf, '=', '"')
+			buf = appendEscaped(buf, l.GetValue(), true)
+			buf = append(buf, '"')
+		}
+		buf = append(buf, '}')
+	}
+	buf = append(buf, ' ')
+	var v float64
+	switch typ {
+	case dto.MetricType_GAUGE:
+		v = m.GetGauge().GetValue()
+	case dto.MetricType_COUNTER:
+		v = m.GetCounter().GetValue()
+	default:
+		v = m.GetUntyped().GetValue()
+	}
+	buf = appendFloat(buf, v)
+	if m.TimestampMs != nil {
+		buf = append(buf, ' ')
+		buf = strconv.AppendInt(buf, m.GetTimestampMs(), 10)
+	}
+	return append(buf, '\n')
 }
 
 func metricType(m *dto.Metric) dto.MetricType {
@@ -96,9 +270,7 @@ func metricType(m *dto.Metric) dto.MetricType {
 // `Desc{fqName: "…", help: "…", …}` with Go-quoted strings.
 func descNameHelp(d *prometheus.Desc) (name, help string) {
 	s := d.String()
-	name = quotedAfter(s, "fqName: ")
-	help = quotedAfter(s, "help: ")
-	return name, help
+	return quotedAfter(s, "fqName: "), quotedAfter(s, "help: ")
 }
 
 func quotedAfter(s, key string) string {
@@ -112,120 +284,6 @@ func quotedAfter(s, key string) string {
 	}
 	v, _ := strconv.Unquote(q) // QuotedPrefix returned a valid quoted string
 	return v
-}
-
-// writeText writes families in the Prometheus text format (0.0.4). Gauges, counters and untyped series with
-// legacy names, which is everything /pve exports, are written directly; other families go through expfmt.
-func writeText(w io.Writer, mfs []*dto.MetricFamily) error {
-	bw := bufio.NewWriterSize(w, 64<<10)
-	var buf []byte
-	for _, mf := range mfs {
-		if len(mf.GetMetric()) == 0 {
-			continue
-		}
-		if !simpleFamily(mf) {
-			if err := bw.Flush(); err != nil {
-				return err
-			}
-			if _, err := expfmt.MetricFamilyToText(bw, mf); err != nil {
-				return fmt.Errorf("encoding %s: %w", mf.GetName(), err)
-			}
-			continue
-		}
-		name := mf.GetName()
-		buf = buf[:0]
-		if mf.Help != nil {
-			buf = append(buf, "# HELP "...)
-			buf = append(buf, name...)
-			buf = append(buf, ' ')
-			buf = appendEscaped(buf, mf.GetHelp(), false)
-			buf = append(buf, '\n')
-		}
-		buf = append(buf, "# TYPE "...)
-		buf = append(buf, name...)
-		buf = append(buf, ' ')
-		buf = append(buf, strings.ToLower(mf.GetType().String())...)
-		buf = append(buf, '\n')
-		for _, m := range mf.GetMetric() {
-			buf = append(buf, name...)
-			if labels := m.GetLabel(); len(labels) > 0 {
-				buf = append(buf, '{')
-				for i, l := range labels {
-					if i > 0 {
-						buf = append(buf, ',')
-					}
-					buf = append(buf, l.GetName()...)
-					buf = append(buf, '=', '"')
-					buf = appendEscaped(buf, l.GetValue(), true)
-					buf = append(buf, '"')
-				}
-				buf = append(buf, '}')
-			}
-			buf = append(buf, ' ')
-			buf = appendFloat(buf, sampleValue(mf.GetType(), m))
-			if m.TimestampMs != nil {
-				buf = append(buf, ' ')
-				buf = strconv.AppendInt(buf, m.GetTimestampMs(), 10)
-			}
-			buf = append(buf, '\n')
-			if len(buf) > 32<<10 {
-				if _, err := bw.Write(buf); err != nil {
-					return err
-				}
-				buf = buf[:0]
-			}
-		}
-		if _, err := bw.Write(buf); err != nil {
-			return err
-		}
-	}
-	return bw.Flush()
-}
-
-// simpleFamily reports whether writeText can write mf itself: a gauge, counter or untyped family whose metric
-// and label names need no quoting.
-func simpleFamily(mf *dto.MetricFamily) bool {
-	switch mf.GetType() {
-	case dto.MetricType_GAUGE, dto.MetricType_COUNTER, dto.MetricType_UNTYPED:
-	default:
-		return false
-	}
-	if !model.LegacyValidation.IsValidMetricName(mf.GetName()) {
-		return false
-	}
-	for _, m := range mf.GetMetric() {
-		if sampleMissing(mf.GetType(), m) {
-			return false // let expfmt report the malformed series
-		}
-		for _, l := range m.GetLabel() {
-			if !model.LegacyValidation.IsValidLabelName(l.GetName()) {
-				return false
-			}
-		}
-	}
-	return true
-}
-
-func sampleMissing(t dto.MetricType, m *dto.Metric) bool {
-	switch t {
-	case dto.MetricType_GAUGE:
-		return m.Gauge == nil
-	case dto.MetricType_COUNTER:
-		return m.Counter == nil
-	default:
-		return m.Untyped == nil
-	}
-}
-
-func sampleValue(t dto.MetricType, m *dto.Metric) float64 {
-	switch t {
-	case dto.MetricType_GAUGE:
-		return m.GetGauge().GetValue()
-	case dto.MetricType_COUNTER:
-		return m.GetCounter().GetValue()
-	default:
-		return m.GetUntyped().GetValue()
-	}
 }
 
 // appendEscaped escapes a help text (backslash, newline) or a label value (also the double quote) as the text

@@ -3,6 +3,7 @@ package exporter
 import (
 	"bytes"
 	"math"
+	"regexp"
 	"testing"
 	"time"
 
@@ -25,7 +26,33 @@ func expfmtText(t *testing.T, mfs []*dto.MetricFamily) string {
 	return b.String()
 }
 
-func TestWriteTextMatchesExpfmt(t *testing.T) {
+// exposeFamilies adds the series of mf to a new exposition, as a collector would send them.
+func exposeFamilies(t *testing.T, mf *dto.MetricFamily) *textExposition {
+	t.Helper()
+	desc := prometheus.NewDesc(mf.GetName(), mf.GetHelp(), nil, nil)
+	e := newExposition()
+	for _, m := range mf.GetMetric() {
+		e.add(dtoMetric{desc, m})
+	}
+	if len(e.errs) > 0 {
+		t.Fatal(e.errs)
+	}
+	return e
+}
+
+// dtoMetric is a prometheus.Metric that writes a given dto.Metric.
+type dtoMetric struct {
+	desc *prometheus.Desc
+	m    *dto.Metric
+}
+
+func (d dtoMetric) Desc() *prometheus.Desc { return d.desc }
+func (d dtoMetric) Write(out *dto.Metric) error {
+	proto.Merge(out, d.m)
+	return nil
+}
+
+func TestExpositionMatchesExpfmt(t *testing.T) {
 	gauge := dto.MetricType_GAUGE
 	counter := dto.MetricType_COUNTER
 	untyped := dto.MetricType_UNTYPED
@@ -48,7 +75,7 @@ func TestWriteTextMatchesExpfmt(t *testing.T) {
 		{"escaping", &dto.MetricFamily{Name: proto.String("e"), Help: proto.String(`back\slash "quoted"` + "\nnewline"), Type: &gauge, Metric: []*dto.Metric{
 			series(2, "a", `q"uote`, "b", `back\slash`, "c", "new\nline", "d", "ünïcode"),
 		}}},
-		{"no labels, no help", &dto.MetricFamily{Name: proto.String("n"), Type: &gauge, Metric: []*dto.Metric{series(3)}}},
+		{"no labels, empty help", &dto.MetricFamily{Name: proto.String("n"), Help: proto.String(""), Type: &gauge, Metric: []*dto.Metric{series(3)}}},
 		{"counter with timestamp", &dto.MetricFamily{Name: proto.String("c_total"), Help: proto.String("C."), Type: &counter, Metric: []*dto.Metric{
 			{Counter: &dto.Counter{Value: proto.Float64(42)}, TimestampMs: proto.Int64(1700000000000)},
 		}}},
@@ -63,64 +90,62 @@ func TestWriteTextMatchesExpfmt(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var got bytes.Buffer
-			if err := writeText(&got, []*dto.MetricFamily{tt.mf}); err != nil {
+			if err := exposeFamilies(t, tt.mf).writeTo(&got); err != nil {
 				t.Fatal(err)
 			}
 			if want := expfmtText(t, []*dto.MetricFamily{tt.mf}); got.String() != want {
-				t.Errorf("writeText:\n%s\nexpfmt:\n%s", got.String(), want)
+				t.Errorf("exposition:\n%s\nexpfmt:\n%s", got.String(), want)
 			}
 		})
 	}
 }
 
-// TestGatherUncheckedMatchesRegistry: the lean gather yields what the registry's Gather does, families and
+// TestExpositionMatchesRegistry: an exposition writes what a registry's Gather and expfmt write, families and
 // series in the same order, for a cluster with every kind of series the collectors emit.
-func TestGatherUncheckedMatchesRegistry(t *testing.T) {
+func TestExpositionMatchesRegistry(t *testing.T) {
 	inv := largeInventory(4, 200)
 	h := NewHandler(HandlerOpts{Collectors: Collectors(), Logger: log.NewNopLogger()})
 	req := scrapeRequest{cluster: true, node: true}
-	want, err := h.registry(req, inv, nil, time.Millisecond, log.NewNopLogger()).Gather()
+	zeroDurations := func(text string) string {
+		return regexp.MustCompile(`(?m)^(pve_exporter_scrape_collector_duration_seconds\{[^}]*\}) .*$`).ReplaceAllString(text, "$1 0")
+	}
+	mfs, err := h.registry(req, inv, nil, time.Millisecond, log.NewNopLogger()).Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, errs := gatherUnchecked(h.collectors(req, inv, nil, time.Millisecond, log.NewNopLogger()))
-	if len(errs) > 0 {
-		t.Fatal(errs)
+	want := zeroDurations(expfmtText(t, mfs))
+	e := newExposition()
+	e.collect(h.collectors(req, inv, nil, time.Millisecond, log.NewNopLogger()))
+	if len(e.errs) > 0 {
+		t.Fatal(e.errs)
 	}
-	// Collector durations differ between the two runs.
-	for _, mfs := range [][]*dto.MetricFamily{want, got} {
-		for _, mf := range mfs {
-			if mf.GetName() == "pve_exporter_scrape_collector_duration_seconds" {
-				for _, m := range mf.GetMetric() {
-					m.Gauge.Value = proto.Float64(0)
-				}
-			}
-		}
+	var b bytes.Buffer
+	if err := e.writeTo(&b); err != nil {
+		t.Fatal(err)
 	}
-	if a, b := expfmtText(t, want), expfmtText(t, got); a != b {
-		t.Errorf("gatherUnchecked differs from the registry (%d vs %d bytes)", len(b), len(a))
+	if got := zeroDurations(b.String()); got != want {
+		t.Errorf("exposition differs from the registry's (%d vs %d bytes)", len(got), len(want))
 	}
 }
 
-func TestGatherUncheckedSortsAndMergesFamilies(t *testing.T) {
-	// Two Descs of one name (as two collectors may declare), series out of order.
-	d1 := prometheus.NewDesc("x", "X.", []string{"id"}, nil)
-	d2 := prometheus.NewDesc("x", "X.", []string{"id"}, nil)
+func TestExpositionSortsAndMergesFamilies(t *testing.T) {
+	// Two Descs of one name (as two collectors may declare), series out of order, two labels.
+	d1 := prometheus.NewDesc("x", "X.", []string{"id", "kind"}, nil)
+	d2 := prometheus.NewDesc("x", "X.", []string{"id", "kind"}, nil)
 	a := prometheus.NewDesc("a", "A.", nil, nil)
-	c := collectorFunc(func(ch chan<- prometheus.Metric) {
-		ch <- prometheus.MustNewConstMetric(d1, prometheus.GaugeValue, 2, "b")
+	e := newExposition()
+	e.collect(collectorFunc(func(ch chan<- prometheus.Metric) {
+		ch <- prometheus.MustNewConstMetric(d1, prometheus.GaugeValue, 3, "b", "x")
 		ch <- prometheus.MustNewConstMetric(a, prometheus.CounterValue, 1)
-		ch <- prometheus.MustNewConstMetric(d2, prometheus.GaugeValue, 1, "a")
-	})
-	mfs, errs := gatherUnchecked(c)
-	if len(errs) > 0 {
-		t.Fatal(errs)
-	}
+		ch <- prometheus.MustNewConstMetric(d2, prometheus.GaugeValue, 2, "ab", "a")
+		ch <- prometheus.MustNewConstMetric(d2, prometheus.GaugeValue, 1, "a", "z")
+	}))
 	var b bytes.Buffer
-	if err := writeText(&b, mfs); err != nil {
+	if err := e.writeTo(&b); err != nil {
 		t.Fatal(err)
 	}
-	want := "# HELP a A.\n# TYPE a counter\na 1\n# HELP x X.\n# TYPE x gauge\nx{id=\"a\"} 1\nx{id=\"b\"} 2\n"
+	want := "# HELP a A.\n# TYPE a counter\na 1\n# HELP x X.\n# TYPE x gauge\n" +
+		"x{id=\"a\",kind=\"z\"} 1\nx{id=\"ab\",kind=\"a\"} 2\nx{id=\"b\",kind=\"x\"} 3\n"
 	if b.String() != want {
 		t.Errorf("got\n%s\nwant\n%s", b.String(), want)
 	}

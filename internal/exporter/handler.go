@@ -131,8 +131,9 @@ type scrapeRequest struct {
 // serveExposition writes the scrape in the text format, gzipped (at the fastest level: a large cluster's
 // exposition is over 10 MB) when the client accepts it.
 func (h *Handler) serveExposition(w http.ResponseWriter, r *http.Request, c prometheus.Collector, logger log.Logger) {
-	mfs, errs := gatherUnchecked(c)
-	for _, err := range errs {
+	e := newExposition()
+	e.collect(c)
+	for _, err := range e.errs {
 		level.Error(logger).Log("msg", "dropping a series", "err", err)
 	}
 	w.Header().Set("Content-Type", string(expfmt.NewFormat(expfmt.TypeTextPlain)))
@@ -148,7 +149,7 @@ func (h *Handler) serveExposition(w http.ResponseWriter, r *http.Request, c prom
 		}()
 		out = gz
 	}
-	if err := writeText(out, mfs); err != nil {
+	if err := e.writeTo(out); err != nil {
 		// The client went away or the connection broke: nothing left to tell it.
 		level.Debug(logger).Log("msg", "writing the exposition", "err", err)
 	}
