@@ -64,6 +64,7 @@ echo "scenario: $scenario; scrapes: $scrapes; exposition: $size bytes"
 echo "scrape time median: $(sort -n "$work/times" | awk '{a[NR]=$1} END {print a[int((NR+1)/2)] " s"}')"
 grep -E 'VmRSS|VmHWM' "/proc/$exporter/status"
 curl -sf "http://$exp_addr/metrics" | grep -E '^pve_exporter_api_request_duration_seconds_count' | awk '{n+=$2} END {print "PVE API calls: " n}'
+if [ -n "${SHOW_LOG:-}" ]; then tail -n "$SHOW_LOG" "$work/exporter.log"; fi
 if grep -qE 'level=(error|warn)' "$work/exporter.log"; then
 	echo "exporter warnings:" >&2
 	grep -E 'level=(error|warn)' "$work/exporter.log" | head -5 >&2

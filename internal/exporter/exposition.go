@@ -13,6 +13,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+	"google.golang.org/protobuf/proto"
 )
 
 // A /pve scrape of a large cluster is hundreds of thousands of series, produced from a snapshot by collectors
@@ -31,16 +32,23 @@ type textExposition struct {
 	lastF  *textFamily
 	errs   []error
 	scrap  []byte
+	out    dto.Metric
+	// chunks hold the rendered series of every family, appended in arrival order; a full chunk is never grown
+	// (which would copy it) but followed by a new one.
+	chunks [][]byte
 }
+
+// chunkSize is the size of one block of rendered text: large enough that few are needed (a 13 MB exposition
+// takes 52), small enough that the last one wastes little.
+const chunkSize = 256 << 10
 
 // textFamily is the rendered series of one metric family.
 type textFamily struct {
 	name, help string
 	typ        dto.MetricType
 	typed      bool
-	// text holds the rendered series lines; lines locates each with its sort key (label values joined by \x00,
-	// which orders like the registry's comparison of label values).
-	text     []byte
+	// lines locates each rendered series in the exposition's chunks, with its sort key (label values joined by
+	// \x00, which orders like the registry's comparison of label values).
 	lines    []textLine
 	unsorted bool
 	// other holds the series writeText does not render itself (summaries, histograms, names that need quoting);
@@ -49,8 +57,8 @@ type textFamily struct {
 }
 
 type textLine struct {
-	key        string
-	start, end int
+	key               string
+	chunk, start, end int32
 }
 
 func newExposition() *textExposition {
@@ -86,25 +94,47 @@ func (e *textExposition) add(m prometheus.Metric) {
 		}
 		e.last, e.lastF = desc, f
 	}
-	var out dto.Metric
-	if err := m.Write(&out); err != nil {
+	out := &e.out
+	out.Reset()
+	if err := m.Write(out); err != nil {
 		e.errs = append(e.errs, fmt.Errorf("writing a series of %s: %w", f.name, err))
 		return
 	}
 	if !f.typed {
-		f.typ, f.typed = metricType(&out), true
+		f.typ, f.typed = metricType(out), true
 	}
-	if f.other != nil || !renderable(f, &out) {
-		f.addOther(&out)
+	if f.other != nil || !renderable(f, out) {
+		f.addOther(proto.Clone(out).(*dto.Metric))
 		return
 	}
-	start := len(f.text)
-	f.text = appendSeries(f.text, f.name, f.typ, &out)
+	chunk, start, end := e.render(f, out)
 	key := e.sortKey(out.Label)
 	if n := len(f.lines); n > 0 && f.lines[n-1].key > key {
 		f.unsorted = true
 	}
-	f.lines = append(f.lines, textLine{key: key, start: start, end: len(f.text)})
+	f.lines = append(f.lines, textLine{key: key, chunk: chunk, start: start, end: end})
+}
+
+// render appends the series line of m to the current chunk, or to a new one when it does not fit.
+func (e *textExposition) render(f *textFamily, m *dto.Metric) (chunk, start, end int32) {
+	i := len(e.chunks) - 1
+	if i < 0 {
+		e.chunks = append(e.chunks, make([]byte, 0, chunkSize))
+		i = 0
+	}
+	c := e.chunks[i]
+	n := len(c)
+	c = appendSeries(c, f.name, f.typ, m)
+	if len(c) > chunkSize && n > 0 {
+		// It did not fit: move the line to a fresh chunk and keep this one at its size.
+		line := c[n:]
+		e.chunks[i] = c[:n:n]
+		fresh := append(make([]byte, 0, max(chunkSize, len(line))), line...)
+		e.chunks = append(e.chunks, fresh)
+		return int32(i + 1), 0, int32(len(fresh))
+	}
+	e.chunks[i] = c
+	return int32(i), int32(n), int32(len(c))
 }
 
 // sortKey joins label values with \x00, which sorts before every other byte, so that comparing keys compares
@@ -157,7 +187,7 @@ func (f *textFamily) addOther(m *dto.Metric) {
 	if f.other == nil {
 		name, help, typ := f.name, f.help, f.typ
 		f.other = &dto.MetricFamily{Name: &name, Help: &help, Type: &typ}
-		f.text, f.lines = nil, nil
+		f.lines = nil
 	}
 	f.other.Metric = append(f.other.Metric, m)
 }
@@ -184,14 +214,14 @@ func (e *textExposition) writeTo(w io.Writer) error {
 		if len(f.lines) == 0 {
 			continue
 		}
-		if err := f.writeTo(bw); err != nil {
+		if err := f.writeTo(bw, e.chunks); err != nil {
 			return err
 		}
 	}
 	return bw.Flush()
 }
 
-func (f *textFamily) writeTo(bw *bufio.Writer) error {
+func (f *textFamily) writeTo(bw *bufio.Writer, chunks [][]byte) error {
 	header := make([]byte, 0, 32+len(f.help))
 	header = append(header, "# HELP "...)
 	header = append(header, f.name...)
@@ -205,13 +235,11 @@ func (f *textFamily) writeTo(bw *bufio.Writer) error {
 	if _, err := bw.Write(header); err != nil {
 		return err
 	}
-	if !f.unsorted {
-		_, err := bw.Write(f.text)
-		return err
+	if f.unsorted {
+		slices.SortStableFunc(f.lines, func(a, b textLine) int { return strings.Compare(a.key, b.key) })
 	}
-	slices.SortStableFunc(f.lines, func(a, b textLine) int { return strings.Compare(a.key, b.key) })
 	for _, l := range f.lines {
-		if _, err := bw.Write(f.text[l.start:l.end]); err != nil {
+		if _, err := bw.Write(chunks[l.chunk][l.start:l.end]); err != nil {
 			return err
 		}
 	}

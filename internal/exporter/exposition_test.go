@@ -103,7 +103,8 @@ func TestExpositionMatchesExpfmt(t *testing.T) {
 // TestExpositionMatchesRegistry: an exposition writes what a registry's Gather and expfmt write, families and
 // series in the same order, for a cluster with every kind of series the collectors emit.
 func TestExpositionMatchesRegistry(t *testing.T) {
-	inv := largeInventory(4, 200)
+	// Over 2 MB of text: several chunks, lines moved to a fresh chunk at each boundary.
+	inv := largeInventory(8, 1000)
 	h := NewHandler(HandlerOpts{Collectors: Collectors(), Logger: log.NewNopLogger()})
 	req := scrapeRequest{cluster: true, node: true}
 	zeroDurations := func(text string) string {
@@ -122,6 +123,9 @@ func TestExpositionMatchesRegistry(t *testing.T) {
 	var b bytes.Buffer
 	if err := e.writeTo(&b); err != nil {
 		t.Fatal(err)
+	}
+	if len(e.chunks) < 4 {
+		t.Errorf("only %d chunks: the test no longer crosses chunk boundaries", len(e.chunks))
 	}
 	if got := zeroDurations(b.String()); got != want {
 		t.Errorf("exposition differs from the registry's (%d vs %d bytes)", len(got), len(want))
