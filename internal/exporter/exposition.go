@@ -96,6 +96,16 @@ func (e *textExposition) add(m prometheus.Metric) {
 	}
 	out := &e.out
 	out.Reset()
+	if p, ok := m.(*presetSeries); ok {
+		// No Write: that would allocate the value's message for nothing.
+		if !f.typed {
+			f.typ, f.typed = p.dtoType(), true
+		}
+		if f.other == nil && p.dtoType() == f.typ && (len(f.lines) > 0 || renderableNames(f.name, p.labels)) {
+			e.addLine(f, p.labels, p.value, nil)
+			return
+		}
+	}
 	if err := m.Write(out); err != nil {
 		e.errs = append(e.errs, fmt.Errorf("writing a series of %s: %w", f.name, err))
 		return
@@ -107,16 +117,21 @@ func (e *textExposition) add(m prometheus.Metric) {
 		f.addOther(proto.Clone(out).(*dto.Metric))
 		return
 	}
-	chunk, start, end := e.render(f, out)
-	key := e.sortKey(out.Label)
+	e.addLine(f, out.Label, sampleValue(f.typ, out), out.TimestampMs)
+}
+
+// addLine renders a series into the chunks and records where it is.
+func (e *textExposition) addLine(f *textFamily, labels []*dto.LabelPair, value float64, timestampMs *int64) {
+	chunk, start, end := e.render(f, labels, value, timestampMs)
+	key := e.sortKey(labels)
 	if n := len(f.lines); n > 0 && f.lines[n-1].key > key {
 		f.unsorted = true
 	}
 	f.lines = append(f.lines, textLine{key: key, chunk: chunk, start: start, end: end})
 }
 
-// render appends the series line of m to the current chunk, or to a new one when it does not fit.
-func (e *textExposition) render(f *textFamily, m *dto.Metric) (chunk, start, end int32) {
+// render appends a series line to the current chunk, or to a new one when it does not fit.
+func (e *textExposition) render(f *textFamily, labels []*dto.LabelPair, value float64, timestampMs *int64) (chunk, start, end int32) {
 	i := len(e.chunks) - 1
 	if i < 0 {
 		e.chunks = append(e.chunks, make([]byte, 0, chunkSize))
@@ -124,7 +139,7 @@ func (e *textExposition) render(f *textFamily, m *dto.Metric) (chunk, start, end
 	}
 	c := e.chunks[i]
 	n := len(c)
-	c = appendSeries(c, f.name, f.typ, m)
+	c = appendSeries(c, f.name, labels, value, timestampMs)
 	if len(c) > chunkSize && n > 0 {
 		// It did not fit: move the line to a fresh chunk and keep this one at its size.
 		line := c[n:]
@@ -170,10 +185,15 @@ func renderable(f *textFamily, m *dto.Metric) bool {
 	if len(f.lines) > 0 {
 		return true // the name and, as a Desc fixes them, the label names were checked with the first series
 	}
-	if !model.LegacyValidation.IsValidMetricName(f.name) {
+	return renderableNames(f.name, m.GetLabel())
+}
+
+// renderableNames reports whether the metric and label names of a family's first series need no quoting.
+func renderableNames(name string, labels []*dto.LabelPair) bool {
+	if !model.LegacyValidation.IsValidMetricName(name) {
 		return false
 	}
-	for _, l := range m.GetLabel() {
+	for _, l := range labels {
 		if !model.LegacyValidation.IsValidLabelName(l.GetName()) {
 			return false
 		}
@@ -246,10 +266,21 @@ func (f *textFamily) writeTo(bw *bufio.Writer, chunks [][]byte) error {
 	return nil
 }
 
+// sampleValue is the value of a gauge, counter or untyped series.
+func sampleValue(typ dto.MetricType, m *dto.Metric) float64 {
+	switch typ {
+	case dto.MetricType_GAUGE:
+		return m.GetGauge().GetValue()
+	case dto.MetricType_COUNTER:
+		return m.GetCounter().GetValue()
+	}
+	return m.GetUntyped().GetValue()
+}
+
 // appendSeries renders one gauge, counter or untyped series line as expfmt does.
-func appendSeries(buf []byte, name string, typ dto.MetricType, m *dto.Metric) []byte {
+func appendSeries(buf []byte, name string, labels []*dto.LabelPair, value float64, timestampMs *int64) []byte {
 	buf = append(buf, name...)
-	if labels := m.GetLabel(); len(labels) > 0 {
+	if len(labels) > 0 {
 		buf = append(buf, '{')
 		for i, l := range labels {
 			if i > 0 {
@@ -263,19 +294,10 @@ func appendSeries(buf []byte, name string, typ dto.MetricType, m *dto.Metric) []
 		buf = append(buf, '}')
 	}
 	buf = append(buf, ' ')
-	var v float64
-	switch typ {
-	case dto.MetricType_GAUGE:
-		v = m.GetGauge().GetValue()
-	case dto.MetricType_COUNTER:
-		v = m.GetCounter().GetValue()
-	default:
-		v = m.GetUntyped().GetValue()
-	}
-	buf = appendFloat(buf, v)
-	if m.TimestampMs != nil {
+	buf = appendFloat(buf, value)
+	if timestampMs != nil {
 		buf = append(buf, ' ')
-		buf = strconv.AppendInt(buf, m.GetTimestampMs(), 10)
+		buf = strconv.AppendInt(buf, *timestampMs, 10)
 	}
 	return append(buf, '\n')
 }
