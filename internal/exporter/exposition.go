@@ -42,14 +42,23 @@ type textExposition struct {
 // takes 52), small enough that the last one wastes little.
 const chunkSize = 256 << 10
 
+// chunkSlack is the room a chunk must have left to take another line; a line that outgrows it (a guest with
+// very many tags) grows the chunk instead.
+const chunkSlack = 4 << 10
+
+const linesPerPage = 4096
+
 // textFamily is the rendered series of one metric family.
 type textFamily struct {
 	name, help string
 	typ        dto.MetricType
 	typed      bool
 	// lines locates each rendered series in the exposition's chunks, with its sort key (label values joined by
-	// \x00, which orders like the registry's comparison of label values).
-	lines    []textLine
+	// \x00, which orders like the registry's comparison of label values). It grows in pages of linesPerPage,
+	// so that a family of 100,000 series is never copied to grow.
+	lines    [][]textLine
+	count    int
+	lastKey  string
 	unsorted bool
 	// other holds the series writeText does not render itself (summaries, histograms, names that need quoting);
 	// expfmt encodes them.
@@ -101,7 +110,7 @@ func (e *textExposition) add(m prometheus.Metric) {
 		if !f.typed {
 			f.typ, f.typed = p.dtoType(), true
 		}
-		if f.other == nil && p.dtoType() == f.typ && (len(f.lines) > 0 || renderableNames(f.name, p.labels)) {
+		if f.other == nil && p.dtoType() == f.typ && (f.count > 0 || renderableNames(f.name, p.labels)) {
 			e.addLine(f, p.labels, p.value, nil)
 			return
 		}
@@ -124,32 +133,29 @@ func (e *textExposition) add(m prometheus.Metric) {
 func (e *textExposition) addLine(f *textFamily, labels []*dto.LabelPair, value float64, timestampMs *int64) {
 	chunk, start, end := e.render(f, labels, value, timestampMs)
 	key := e.sortKey(labels)
-	if n := len(f.lines); n > 0 && f.lines[n-1].key > key {
+	if f.count > 0 && f.lastKey > key {
 		f.unsorted = true
 	}
-	f.lines = append(f.lines, textLine{key: key, chunk: chunk, start: start, end: end})
+	f.lastKey = key
+	if n := len(f.lines); n == 0 || len(f.lines[n-1]) == cap(f.lines[n-1]) {
+		f.lines = append(f.lines, make([]textLine, 0, min(linesPerPage, max(16, 2*f.count))))
+	}
+	page := &f.lines[len(f.lines)-1]
+	*page = append(*page, textLine{key: key, chunk: chunk, start: start, end: end})
+	f.count++
 }
 
 // render appends a series line to the current chunk, or to a new one when it does not fit.
 func (e *textExposition) render(f *textFamily, labels []*dto.LabelPair, value float64, timestampMs *int64) (chunk, start, end int32) {
 	i := len(e.chunks) - 1
-	if i < 0 {
+	if i < 0 || cap(e.chunks[i])-len(e.chunks[i]) < chunkSlack {
 		e.chunks = append(e.chunks, make([]byte, 0, chunkSize))
-		i = 0
+		i++
 	}
 	c := e.chunks[i]
 	n := len(c)
-	c = appendSeries(c, f.name, labels, value, timestampMs)
-	if len(c) > chunkSize && n > 0 {
-		// It did not fit: move the line to a fresh chunk and keep this one at its size.
-		line := c[n:]
-		e.chunks[i] = c[:n:n]
-		fresh := append(make([]byte, 0, max(chunkSize, len(line))), line...)
-		e.chunks = append(e.chunks, fresh)
-		return int32(i + 1), 0, int32(len(fresh))
-	}
-	e.chunks[i] = c
-	return int32(i), int32(n), int32(len(c))
+	e.chunks[i] = appendSeries(c, f.name, labels, value, timestampMs)
+	return int32(i), int32(n), int32(len(e.chunks[i]))
 }
 
 // sortKey joins label values with \x00, which sorts before every other byte, so that comparing keys compares
@@ -182,7 +188,7 @@ func renderable(f *textFamily, m *dto.Metric) bool {
 	default:
 		return false
 	}
-	if len(f.lines) > 0 {
+	if f.count > 0 {
 		return true // the name and, as a Desc fixes them, the label names were checked with the first series
 	}
 	return renderableNames(f.name, m.GetLabel())
@@ -207,7 +213,7 @@ func (f *textFamily) addOther(m *dto.Metric) {
 	if f.other == nil {
 		name, help, typ := f.name, f.help, f.typ
 		f.other = &dto.MetricFamily{Name: &name, Help: &help, Type: &typ}
-		f.lines = nil
+		f.lines, f.count = nil, 0
 	}
 	f.other.Metric = append(f.other.Metric, m)
 }
@@ -231,7 +237,7 @@ func (e *textExposition) writeTo(w io.Writer) error {
 			}
 			continue
 		}
-		if len(f.lines) == 0 {
+		if f.count == 0 {
 			continue
 		}
 		if err := f.writeTo(bw, e.chunks); err != nil {
@@ -255,12 +261,17 @@ func (f *textFamily) writeTo(bw *bufio.Writer, chunks [][]byte) error {
 	if _, err := bw.Write(header); err != nil {
 		return err
 	}
+	pages := f.lines
 	if f.unsorted {
-		slices.SortStableFunc(f.lines, func(a, b textLine) int { return strings.Compare(a.key, b.key) })
+		all := slices.Concat(f.lines...)
+		slices.SortStableFunc(all, func(a, b textLine) int { return strings.Compare(a.key, b.key) })
+		pages = [][]textLine{all}
 	}
-	for _, l := range f.lines {
-		if _, err := bw.Write(chunks[l.chunk][l.start:l.end]); err != nil {
-			return err
+	for _, page := range pages {
+		for _, l := range page {
+			if _, err := bw.Write(chunks[l.chunk][l.start:l.end]); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
