@@ -65,6 +65,7 @@ type guestCollector struct{}
 
 func (guestCollector) Update(inv *pve.Inventory, ch chan<- prometheus.Metric) error {
 	states := newStateLabels(haServiceStates, qemuLockStates, lxcLockStates)
+	psi := newPressurePairs()
 	for _, i := range sortedGuests(inv.Guests) {
 		g := &inv.Guests[i]
 		id := g.ID()
@@ -100,7 +101,7 @@ func (guestCollector) Update(inv *pve.Inventory, ch chan<- prometheus.Metric) er
 			s.gauge(guestMemoryHostDesc, float64(g.MemHost))
 		}
 		if g.PSI != nil {
-			emitPressure(ch, guestPressureDesc, id, (*pressureView)(g.PSI))
+			s.pressure(guestPressureDesc, psi, (*pressureView)(g.PSI))
 		}
 		if g.Config != nil {
 			s.gauge(guestVCPUsDesc, float64(g.Config.VCPUs))

@@ -91,3 +91,26 @@ func (s idSeries) oneHot(desc *prometheus.Desc, pairs stateLabels, states []stri
 		s.ch <- &presetSeries{desc: desc, vt: prometheus.GaugeValue, value: boolValue(state == current), labels: labels}
 	}
 }
+
+// pressurePairs are the kind and resource label pairs of the PSI families, shared by every object.
+type pressurePairs map[string]*dto.LabelPair
+
+func newPressurePairs() pressurePairs {
+	m := pressurePairs{}
+	for _, s := range (&pressureView{}).series() {
+		m["kind="+s.kind] = labelPair("kind", s.kind)
+		m["resource="+s.resource] = labelPair("resource", s.resource)
+	}
+	return m
+}
+
+// pressure sends the six PSI series of p; labels in name order: id, kind, resource.
+func (s idSeries) pressure(desc *prometheus.Desc, pairs pressurePairs, p *pressureView) {
+	series := p.series()
+	backing := make([]*dto.LabelPair, 3*len(series))
+	for i, ps := range series {
+		labels := backing[3*i : 3*i+3 : 3*i+3]
+		labels[0], labels[1], labels[2] = s.labels[0], pairs["kind="+ps.kind], pairs["resource="+ps.resource]
+		s.ch <- &presetSeries{desc: desc, vt: prometheus.GaugeValue, value: ps.value, labels: labels}
+	}
+}
