@@ -118,10 +118,6 @@ func oneHot(ch chan<- prometheus.Metric, desc *prometheus.Desc, id string, state
 	}
 }
 
-func counter(ch chan<- prometheus.Metric, desc *prometheus.Desc, v float64, labelValues ...string) {
-	ch <- constMetric(desc, prometheus.CounterValue, v, labelValues)
-}
-
 // templateLabel renders the template flag as PVE sends it (0/1).
 func templateLabel(t bool) string {
 	if t {

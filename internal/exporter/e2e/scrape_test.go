@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/proxbalance/proxbalance/internal/promtest"
+	"github.com/proxbalance/proxbalance/internal/pve"
 	"github.com/proxbalance/proxbalance/internal/pvesim"
 	"github.com/proxbalance/proxbalance/internal/pvesim/pvesimtest"
 	"github.com/proxbalance/proxbalance/rules"
@@ -214,6 +215,22 @@ func TestConcurrentScrapesShareARound(t *testing.T) {
 	// another finished; without sharing they would cost 3 × (1 + nodes).
 	if got := after - before; got > uint64(2*(1+nodes)) {
 		t.Errorf("3 concurrent scrapes made %d API calls, want them to share rounds (≤ %d)", got, 2*(1+nodes))
+	}
+}
+
+// TestCacheMaxAgeSavesCalls: a scrape within the cache age of the last round reuses its inventory without a
+// single API call.
+func TestCacheMaxAgeSavesCalls(t *testing.T) {
+	h := startHarness(t, withSnapshotter(pve.SnapshotterConfig{MaxAge: time.Minute}))
+	_, first := h.scrape(t, "", 0)
+	before, _ := h.apiCalls()
+	_, second := h.scrape(t, "", 0)
+	after, _ := h.apiCalls()
+	if after != before {
+		t.Errorf("a scrape within the cache age made %d API calls", after-before)
+	}
+	if normalise(first) != normalise(second) {
+		t.Errorf("the cached scrape differs:\n%s", lineDiff(normalise(first), normalise(second)))
 	}
 }
 
