@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -185,6 +186,11 @@ func targetURL(scheme, target string, port int, pathPrefix string) (string, erro
 	if host == "" {
 		return "", fmt.Errorf("target %q: missing host", target)
 	}
+	if strings.Contains(host, ":") {
+		if _, err := netip.ParseAddr(host); err != nil {
+			return "", fmt.Errorf("target %q: invalid IPv6 address %q", target, host)
+		}
+	}
 	if p == "" {
 		if port == 0 {
 			port = defaultPort
@@ -196,6 +202,10 @@ func targetURL(scheme, target string, port int, pathPrefix string) (string, erro
 	u := url.URL{Scheme: scheme, Host: net.JoinHostPort(host, p)}
 	if prefix := strings.Trim(pathPrefix, "/"); prefix != "" {
 		u.Path = "/" + prefix
+	}
+	// What url.Parse refuses (a host with characters no host name has) the client would refuse too.
+	if _, err := url.Parse(u.String()); err != nil {
+		return "", fmt.Errorf("target %q: %w", target, err)
 	}
 	return u.String(), nil
 }
