@@ -15,7 +15,7 @@ import (
 )
 
 // expfmtText is the reference: expfmt's text encoding of mfs.
-func expfmtText(t *testing.T, mfs []*dto.MetricFamily) string {
+func expfmtText(t testing.TB, mfs []*dto.MetricFamily) string {
 	t.Helper()
 	var b bytes.Buffer
 	for _, mf := range mfs {
@@ -27,7 +27,7 @@ func expfmtText(t *testing.T, mfs []*dto.MetricFamily) string {
 }
 
 // exposeFamilies adds the series of mf to a new exposition, as a collector would send them.
-func exposeFamilies(t *testing.T, mf *dto.MetricFamily) *textExposition {
+func exposeFamilies(t testing.TB, mf *dto.MetricFamily) *textExposition {
 	t.Helper()
 	desc := prometheus.NewDesc(mf.GetName(), mf.GetHelp(), nil, nil)
 	e := newExposition()
@@ -174,4 +174,24 @@ func TestGzipAccepted(t *testing.T) {
 			t.Errorf("gzipAccepted(%q) = %t, want %t", header, got, want)
 		}
 	}
+}
+
+func FuzzExpositionMatchesExpfmt(f *testing.F) {
+	f.Add("Help.", "qemu/100", 1.5)
+	f.Add("back\\slash\nnew \"line\"", "va\"l\\ue\n", math.Inf(-1))
+	f.Add("", "", math.NaN())
+	f.Fuzz(func(t *testing.T, help, value string, v float64) {
+		gauge := dto.MetricType_GAUGE
+		mf := &dto.MetricFamily{Name: proto.String("f"), Help: proto.String(help), Type: &gauge, Metric: []*dto.Metric{{
+			Label: []*dto.LabelPair{{Name: proto.String("id"), Value: proto.String(value)}},
+			Gauge: &dto.Gauge{Value: proto.Float64(v)},
+		}}}
+		var got bytes.Buffer
+		if err := exposeFamilies(t, mf).writeTo(&got); err != nil {
+			t.Fatal(err)
+		}
+		if want := expfmtText(t, []*dto.MetricFamily{mf}); got.String() != want {
+			t.Errorf("exposition:\n%q\nexpfmt:\n%q", got.String(), want)
+		}
+	})
 }
