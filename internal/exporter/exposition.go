@@ -350,7 +350,16 @@ func quotedAfter(s, key string) string {
 // appendEscaped escapes a help text (backslash, newline) or a label value (also the double quote) as the text
 // format requires.
 func appendEscaped(buf []byte, s string, quote bool) []byte {
-	if !strings.ContainsAny(s, "\\\n\"") {
+	// A byte loop: strings.ContainsAny is several times slower for three ASCII characters, and nearly every value
+	// needs no escaping.
+	clean := true
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c == '\\' || c == '\n' || c == '"' {
+			clean = false
+			break
+		}
+	}
+	if clean {
 		return append(buf, s...)
 	}
 	for i := 0; i < len(s); i++ {

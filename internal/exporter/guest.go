@@ -107,7 +107,8 @@ func (guestCollector) Update(inv *pve.Inventory, ch chan<- prometheus.Metric) er
 			s.gauge(guestVCPUsDesc, float64(g.Config.VCPUs))
 		}
 	}
-	return partialError(inv, endpointMatcher([]string{"/cluster/resources"}, []string{"qemu/", "lxc/"}))
+	// Node-relative "qemu" and "lxc" cover the node's guest lists (PSI), guest status and configs (vCPUs).
+	return partialError(inv, endpointMatcher([]string{"/cluster/resources"}, []string{"qemu", "lxc"}))
 }
 
 // oneHot sends one series per state, 1 for current and 0 for the others. A current state outside the list
