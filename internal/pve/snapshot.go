@@ -768,13 +768,15 @@ func (s *Snapshotter) assemble(res *Resources, online []string, statuses []*Node
 			statuses[i].apply(&inv.Nodes[byName[node]])
 		}
 	}
+	// PSI read before /version said PVE 8 (the first round asks both at once) is not used.
+	noPSI := c.version.ok && !hasPSI(c.version.val.Version)
 	for i := range inv.Nodes {
 		n := &inv.Nodes[i]
 		if nc := c.nodes[n.Name]; nc != nil {
 			if nc.subscription.ok {
 				n.Subscription = nc.subscription.val
 			}
-			if nc.pressure.ok {
+			if nc.pressure.ok && !noPSI {
 				n.PSI = nc.pressure.val
 			}
 		}
@@ -798,7 +800,7 @@ func (s *Snapshotter) assemble(res *Resources, online []string, statuses []*Node
 		if e := c.configs[id]; e != nil {
 			g.Config = e.cfg
 		}
-		if nc := c.nodes[g.Node]; nc != nil && nc.guestPSI.ok && g.Status == "running" {
+		if nc := c.nodes[g.Node]; nc != nil && nc.guestPSI.ok && !noPSI && g.Status == "running" {
 			g.PSI = nc.guestPSI.val[id] // nil for a guest that moved here since the list was read
 		}
 		if haManaged[id] {
