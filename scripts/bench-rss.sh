@@ -3,6 +3,8 @@
 # pve-exporter on loopback, scrapes /pve SCRAPES times (default 100), then prints the exporter's VmRSS and
 # VmHWM from /proc and the median scrape time. Goal: VmRSS ≤ 64 MB.
 #   scripts/bench-rss.sh [bin-dir]        (default bin/, built by `make build`)
+# Environment: SCRAPES, SCENARIO (default large), EXPORTER_ARGS (extra pve-exporter flags, e.g.
+# --pve.cache-max-age=0 so that every scrape runs a round of API calls), GOMEMLIMIT and GOGC apply to both.
 set -euo pipefail
 
 bin=${1:-bin}
@@ -42,7 +44,8 @@ default:
   token_value_file: audit-token
   verify_ssl: false
 YAML
-"$bin/pve-exporter" --config.file "$work/pve.yml" --web.listen-address "$exp_addr" --log.level warn \
+# shellcheck disable=SC2086 # EXPORTER_ARGS is a list of flags
+"$bin/pve-exporter" --config.file "$work/pve.yml" --web.listen-address "$exp_addr" --log.level warn ${EXPORTER_ARGS:-} \
 	>"$work/exporter.log" 2>&1 &
 exporter=$!
 pids+=("$exporter")
