@@ -2,6 +2,7 @@ package exporter
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
 	"io"
 	"math"
@@ -19,12 +20,13 @@ import (
 // A /pve scrape of a large cluster is hundreds of thousands of series, produced from a snapshot by collectors
 // that this package tests. A registry's Gather validates and hashes every series and keeps all of them as
 // protobuf structs until expfmt has encoded them, which costs several times the conversion itself and most of
-// the exporter's memory. An exposition instead renders each series into its family's text as it arrives, and
-// keeps only that text and a sort key per series. The golden, lint and promtool tests (and the debug view,
-// which still uses a registry) keep the output honest; TestExpositionMatchesRegistry pins it to the registry
-// and expfmt byte for byte.
+// the exporter's memory. An exposition instead renders each series into its family's text as it arrives and
+// keeps only that text; a family whose series arrive out of order (pve_up and the usage families, which the
+// node, guest and storage collectors share) also gets an index of its lines to sort. The golden, lint and
+// promtool tests (and the debug view, which still uses a registry) keep the output honest;
+// TestExpositionMatchesRegistry pins it to the registry and expfmt byte for byte.
 
-// exposition is one scrape's output in the Prometheus text format (0.0.4), assembled from collected metrics.
+// textExposition is one scrape's output in the Prometheus text format (0.0.4), assembled from collected metrics.
 type textExposition struct {
 	byDesc map[*prometheus.Desc]*textFamily
 	byName map[string]*textFamily
@@ -33,35 +35,31 @@ type textExposition struct {
 	errs   []error
 	scrap  []byte
 	out    dto.Metric
-	// chunks hold the rendered series of every family, appended in arrival order; a full chunk is never grown
-	// (which would copy it) but followed by a new one.
-	chunks [][]byte
 }
 
-// chunkSize is the size of one block of rendered text: large enough that few are needed (a 13 MB exposition
-// takes 52), small enough that the last one wastes little.
-const chunkSize = 256 << 10
-
-// chunkSlack is the room a chunk must have left to take another line; a line that outgrows it (a guest with
-// very many tags) grows the chunk instead.
-const chunkSlack = 4 << 10
-
-const linesPerPage = 4096
+// Chunks of rendered text grow geometrically from minChunk to maxChunk per family and are never grown in place
+// (which would copy them): a full chunk is followed by a new one. A chunk takes another line only while it has
+// chunkSlack left; a longer line (a guest with very many tags) grows the chunk instead.
+const (
+	minChunk   = 1 << 10
+	maxChunk   = 256 << 10
+	chunkSlack = 4 << 10
+)
 
 // textFamily is the rendered series of one metric family.
 type textFamily struct {
 	name, help string
 	typ        dto.MetricType
 	typed      bool
-	// lines locates each rendered series in the exposition's chunks, with its sort key (label values joined by
-	// \x00, which orders like the registry's comparison of label values). It grows in pages of linesPerPage,
-	// so that a family of 100,000 series is never copied to grow.
-	lines    [][]textLine
-	count    int
-	lastKey  string
-	unsorted bool
-	// other holds the series writeText does not render itself (summaries, histograms, names that need quoting);
-	// expfmt encodes them.
+	chunks     [][]byte
+	count      int
+	// prev are the labels of the last series, to notice a series that sorts before it.
+	prev []*dto.LabelPair
+	// lines exists once a series arrived out of order: it locates every rendered series with its sort key
+	// (see sortKey), which orders like the registry's comparison of label values.
+	lines []textLine
+	// other holds the series the exposition does not render itself (summaries, histograms, names that need
+	// quoting); expfmt encodes them.
 	other *dto.MetricFamily
 }
 
@@ -129,37 +127,112 @@ func (e *textExposition) add(m prometheus.Metric) {
 	e.addLine(f, out.Label, sampleValue(f.typ, out), out.TimestampMs)
 }
 
-// addLine renders a series into the chunks and records where it is.
+// addLine renders a series into the family's chunks. labels must stay unchanged until the next series (they
+// belong to the metric, not to e.out).
 func (e *textExposition) addLine(f *textFamily, labels []*dto.LabelPair, value float64, timestampMs *int64) {
-	chunk, start, end := e.render(f, labels, value, timestampMs)
-	key := e.sortKey(labels)
-	if f.count > 0 && f.lastKey > key {
-		f.unsorted = true
+	if f.lines == nil && f.count > 0 && compareLabelValues(f.prev, labels) > 0 {
+		f.lines = f.index() // out of order: from now on every line is indexed
 	}
-	f.lastKey = key
-	if n := len(f.lines); n == 0 || len(f.lines[n-1]) == cap(f.lines[n-1]) {
-		f.lines = append(f.lines, make([]textLine, 0, min(linesPerPage, max(16, 2*f.count))))
+	chunk, start, end := f.render(labels, value, timestampMs)
+	if f.lines != nil {
+		f.lines = append(f.lines, textLine{key: e.sortKey(labels), chunk: chunk, start: start, end: end})
 	}
-	page := &f.lines[len(f.lines)-1]
-	*page = append(*page, textLine{key: key, chunk: chunk, start: start, end: end})
+	f.prev = labels
 	f.count++
 }
 
-// render appends a series line to the current chunk, or to a new one when it does not fit.
-func (e *textExposition) render(f *textFamily, labels []*dto.LabelPair, value float64, timestampMs *int64) (chunk, start, end int32) {
-	i := len(e.chunks) - 1
-	if i < 0 || cap(e.chunks[i])-len(e.chunks[i]) < chunkSlack {
-		e.chunks = append(e.chunks, make([]byte, 0, chunkSize))
-		i++
+// compareLabelValues orders series of one family as the registry does: by label values in label-name order.
+func compareLabelValues(a, b []*dto.LabelPair) int {
+	for i := range min(len(a), len(b)) {
+		if c := strings.Compare(a[i].GetValue(), b[i].GetValue()); c != 0 {
+			return c
+		}
 	}
-	c := e.chunks[i]
-	n := len(c)
-	e.chunks[i] = appendSeries(c, f.name, labels, value, timestampMs)
-	return int32(i), int32(n), int32(len(e.chunks[i]))
+	return len(a) - len(b)
 }
 
-// sortKey joins label values with \x00, which sorts before every other byte, so that comparing keys compares
-// label values one by one. A single label's value is used as is, without a copy.
+// render appends a series line to the family's last chunk, or to a new one when it has too little room.
+func (f *textFamily) render(labels []*dto.LabelPair, value float64, timestampMs *int64) (chunk, start, end int32) {
+	i := len(f.chunks) - 1
+	if i < 0 || cap(f.chunks[i])-len(f.chunks[i]) < chunkSlack {
+		size := minChunk + chunkSlack
+		if i >= 0 {
+			size = min(2*cap(f.chunks[i]), maxChunk)
+		}
+		f.chunks = append(f.chunks, make([]byte, 0, size))
+		i++
+	}
+	n := len(f.chunks[i])
+	f.chunks[i] = appendSeries(f.chunks[i], f.name, labels, value, timestampMs)
+	return int32(i), int32(n), int32(len(f.chunks[i]))
+}
+
+// index lists the lines rendered so far with their sort keys, read back from the text.
+func (f *textFamily) index() []textLine {
+	lines := make([]textLine, 0, 2*f.count)
+	for ci, c := range f.chunks {
+		for start := 0; start < len(c); {
+			end := start + bytes.IndexByte(c[start:], '\n') + 1
+			lines = append(lines, textLine{key: lineKey(c[start:end]), chunk: int32(ci), start: int32(start), end: int32(end)})
+			start = end
+		}
+	}
+	return lines
+}
+
+// lineKey is the sort key of a rendered series line: its label values, unescaped, joined by \x00.
+func lineKey(line []byte) string {
+	open := bytes.IndexByte(line, '{')
+	space := bytes.IndexByte(line, ' ')
+	if open < 0 || open > space {
+		return ""
+	}
+	var key []byte
+	labels := 0
+	for i := open + 1; i < len(line) && line[i] != '}'; {
+		eq := bytes.IndexByte(line[i:], '=') // label names contain no '=' or '"'
+		i += eq + 2                           // past `="`
+		if labels > 0 {
+			key = append(key, 0, 0)
+		}
+		labels++
+		for ; line[i] != '"'; i++ {
+			c := line[i]
+			if c == '\\' {
+				i++
+				if c = line[i]; c == 'n' {
+					c = '\n'
+				}
+			}
+			key = appendKeyByte(key, c)
+		}
+		i++ // past the closing quote
+		if line[i] == ',' {
+			i++
+		}
+	}
+	if labels == 1 {
+		return unescapeKey(key) // one value is its own key, as in sortKey
+	}
+	return string(key)
+}
+
+// appendKeyByte appends a byte of a label value to a multi-label sort key: NUL as \x00\x01, so that the
+// separator \x00\x00 sorts before every value byte and keys compare like the value lists.
+func appendKeyByte(key []byte, c byte) []byte {
+	if c == 0 {
+		return append(key, 0, 1)
+	}
+	return append(key, c)
+}
+
+func unescapeKey(key []byte) string {
+	return strings.ReplaceAll(string(key), "\x00\x01", "\x00")
+}
+
+// sortKey joins label values with \x00\x00 (a NUL inside a value becomes \x00\x01), which sorts before every
+// value byte, so that comparing keys compares label values one by one. A single label's value is used as is,
+// without a copy.
 func (e *textExposition) sortKey(labels []*dto.LabelPair) string {
 	switch len(labels) {
 	case 0:
@@ -170,9 +243,16 @@ func (e *textExposition) sortKey(labels []*dto.LabelPair) string {
 	e.scrap = e.scrap[:0]
 	for i, l := range labels {
 		if i > 0 {
-			e.scrap = append(e.scrap, 0)
+			e.scrap = append(e.scrap, 0, 0)
 		}
-		e.scrap = append(e.scrap, l.GetValue()...)
+		v := l.GetValue()
+		if strings.IndexByte(v, 0) < 0 {
+			e.scrap = append(e.scrap, v...)
+			continue
+		}
+		for j := 0; j < len(v); j++ {
+			e.scrap = appendKeyByte(e.scrap, v[j])
+		}
 	}
 	return string(e.scrap)
 }
@@ -213,7 +293,7 @@ func (f *textFamily) addOther(m *dto.Metric) {
 	if f.other == nil {
 		name, help, typ := f.name, f.help, f.typ
 		f.other = &dto.MetricFamily{Name: &name, Help: &help, Type: &typ}
-		f.lines, f.count = nil, 0
+		f.chunks, f.lines, f.prev, f.count = nil, nil, nil, 0
 	}
 	f.other.Metric = append(f.other.Metric, m)
 }
@@ -240,14 +320,14 @@ func (e *textExposition) writeTo(w io.Writer) error {
 		if f.count == 0 {
 			continue
 		}
-		if err := f.writeTo(bw, e.chunks); err != nil {
+		if err := f.writeTo(bw); err != nil {
 			return err
 		}
 	}
 	return bw.Flush()
 }
 
-func (f *textFamily) writeTo(bw *bufio.Writer, chunks [][]byte) error {
+func (f *textFamily) writeTo(bw *bufio.Writer) error {
 	header := make([]byte, 0, 32+len(f.help))
 	header = append(header, "# HELP "...)
 	header = append(header, f.name...)
@@ -261,17 +341,18 @@ func (f *textFamily) writeTo(bw *bufio.Writer, chunks [][]byte) error {
 	if _, err := bw.Write(header); err != nil {
 		return err
 	}
-	pages := f.lines
-	if f.unsorted {
-		all := slices.Concat(f.lines...)
-		slices.SortStableFunc(all, func(a, b textLine) int { return strings.Compare(a.key, b.key) })
-		pages = [][]textLine{all}
-	}
-	for _, page := range pages {
-		for _, l := range page {
-			if _, err := bw.Write(chunks[l.chunk][l.start:l.end]); err != nil {
+	if f.lines == nil {
+		for _, c := range f.chunks {
+			if _, err := bw.Write(c); err != nil {
 				return err
 			}
+		}
+		return nil
+	}
+	slices.SortStableFunc(f.lines, func(a, b textLine) int { return strings.Compare(a.key, b.key) })
+	for _, l := range f.lines {
+		if _, err := bw.Write(f.chunks[l.chunk][l.start:l.end]); err != nil {
+			return err
 		}
 	}
 	return nil

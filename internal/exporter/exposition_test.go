@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"math"
 	"regexp"
+	"slices"
 	"testing"
 	"time"
 
@@ -124,8 +125,16 @@ func TestExpositionMatchesRegistry(t *testing.T) {
 	if err := e.writeTo(&b); err != nil {
 		t.Fatal(err)
 	}
-	if len(e.chunks) < 4 {
-		t.Errorf("only %d chunks: the test no longer crosses chunk boundaries", len(e.chunks))
+	// The test must cover a family of several chunks and a family sorted through its line index.
+	maxChunks, indexed := 0, 0
+	for _, f := range e.byName {
+		maxChunks = max(maxChunks, len(f.chunks))
+		if f.lines != nil {
+			indexed++
+		}
+	}
+	if maxChunks < 3 || indexed == 0 {
+		t.Errorf("largest family has %d chunks, %d families indexed: the test no longer covers both", maxChunks, indexed)
 	}
 	if got := zeroDurations(b.String()); got != want {
 		t.Errorf("exposition differs from the registry's (%d vs %d bytes)", len(got), len(want))
@@ -176,22 +185,46 @@ func TestGzipAccepted(t *testing.T) {
 	}
 }
 
+// FuzzExpositionMatchesExpfmt sends two series in the order given: when they are out of order, the exposition
+// reads their sort keys back from the rendered (escaped) text.
 func FuzzExpositionMatchesExpfmt(f *testing.F) {
-	f.Add("Help.", "qemu/100", 1.5)
-	f.Add("back\\slash\nnew \"line\"", "va\"l\\ue\n", math.Inf(-1))
-	f.Add("", "", math.NaN())
-	f.Fuzz(func(t *testing.T, help, value string, v float64) {
+	f.Add("Help.", "qemu/100", "lxc/101", 1.5)
+	f.Add("back\\slash\nnew \"line\"", "va\"l\\ue\n", "va", math.Inf(-1))
+	f.Add("", "", "", math.NaN())
+	f.Add("h", "b\\\"", "b\\", 0.0)
+	f.Fuzz(func(t *testing.T, help, first, second string, v float64) {
 		gauge := dto.MetricType_GAUGE
-		mf := &dto.MetricFamily{Name: proto.String("f"), Help: proto.String(help), Type: &gauge, Metric: []*dto.Metric{{
-			Label: []*dto.LabelPair{{Name: proto.String("id"), Value: proto.String(value)}},
-			Gauge: &dto.Gauge{Value: proto.Float64(v)},
-		}}}
+		series := func(id, kind string) *dto.Metric {
+			return &dto.Metric{
+				Label: []*dto.LabelPair{{Name: proto.String("id"), Value: proto.String(id)}, {Name: proto.String("kind"), Value: proto.String(kind)}},
+				Gauge: &dto.Gauge{Value: proto.Float64(v)},
+			}
+		}
+		mf := &dto.MetricFamily{Name: proto.String("f"), Help: proto.String(help), Type: &gauge,
+			Metric: []*dto.Metric{series(first, "a"), series(second, "b")}}
 		var got bytes.Buffer
 		if err := exposeFamilies(t, mf).writeTo(&got); err != nil {
 			t.Fatal(err)
 		}
+		slices.SortStableFunc(mf.Metric, func(a, b *dto.Metric) int { return compareLabelValues(a.Label, b.Label) })
 		if want := expfmtText(t, []*dto.MetricFamily{mf}); got.String() != want {
 			t.Errorf("exposition:\n%q\nexpfmt:\n%q", got.String(), want)
 		}
 	})
+}
+
+func TestLineKey(t *testing.T) {
+	for line, want := range map[string]string{
+		"x 1\n":                              "",
+		`x{id="a"} 1` + "\n":                 "a",
+		`x{id="a",kind="b"} 1` + "\n":        "a\x00\x00b",
+		`x{id="q\"u\\o\nte",k=""} 2` + "\n":  "q\"u\\o\nte\x00\x00",
+		"x{id=\"\x00\",k=\"a\x00\"} 2\n":     "\x00\x01\x00\x00a\x00\x01",
+		"x{id=\"a\x00b\"} 2\n":               "a\x00b",
+		`x{id="{ }"} 1 1700000000000` + "\n": "{ }",
+	} {
+		if got := lineKey([]byte(line)); got != want {
+			t.Errorf("lineKey(%q) = %q, want %q", line, got, want)
+		}
+	}
 }
