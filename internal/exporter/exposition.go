@@ -191,7 +191,7 @@ func lineKey(line []byte) string {
 	labels := 0
 	for i := open + 1; i < len(line) && line[i] != '}'; {
 		eq := bytes.IndexByte(line[i:], '=') // label names contain no '=' or '"'
-		i += eq + 2                           // past `="`
+		i += eq + 2                          // past `="`
 		if labels > 0 {
 			key = append(key, 0, 0)
 		}
