@@ -17,6 +17,7 @@ import (
 
 	"github.com/go-kit/log"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/expfmt"
 
 	"github.com/proxbalance/proxbalance/internal/exporter"
 	"github.com/proxbalance/proxbalance/internal/pve"
@@ -146,6 +147,22 @@ func (h *harness) apiCalls() (total uint64, byEndpoint map[string]uint64) {
 		total += n
 	}
 	return total, byEndpoint
+}
+
+// selfExposition is the exporter's own metrics (/metrics) in the text format.
+func (h *harness) selfExposition(t testing.TB) string {
+	t.Helper()
+	mfs, err := h.self.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	for _, mf := range mfs {
+		if _, err := expfmt.MetricFamilyToText(&b, mf); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return b.String()
 }
 
 // syncBuffer collects the exporter's log lines from concurrent scrapes.

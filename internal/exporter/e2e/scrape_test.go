@@ -244,6 +244,8 @@ func TestFailures(t *testing.T) {
 		// want are lines the exposition must contain, absent lines it must not.
 		want, absent []string
 		logs         string
+		// apiError is a pve_exporter_api_request_errors_total series /metrics must have.
+		apiError string
 	}{
 		{
 			name:   "node offline",
@@ -261,8 +263,9 @@ func TestFailures(t *testing.T) {
 				`pve_exporter_scrape_collector_success{collector="inventory"} 1`,
 				`pve_exporter_scrape_collector_success{collector="node"} 0`,
 			},
-			absent: []string{`pve_node_load1{id="node/pve2"}`},
-			logs:   "403",
+			absent:   []string{`pve_node_load1{id="node/pve2"}`},
+			logs:     "403",
+			apiError: `{code="403",endpoint="/nodes/{node}/status"}`,
 		},
 		{
 			name:    "node slower than the scrape timeout",
@@ -273,8 +276,9 @@ func TestFailures(t *testing.T) {
 				`pve_exporter_scrape_collector_success{collector="inventory"} 1`,
 				`pve_exporter_scrape_collector_success{collector="node"} 0`,
 			},
-			absent: []string{`pve_node_load1{id="node/pve4"}`},
-			logs:   "/nodes/pve4/status",
+			absent:   []string{`pve_node_load1{id="node/pve4"}`},
+			logs:     "/nodes/pve4/status",
+			apiError: `{code="0",endpoint="/nodes/{node}/status"}`,
 		},
 	}
 	for _, tt := range tests {
@@ -301,6 +305,9 @@ func TestFailures(t *testing.T) {
 				if strings.Contains(body, a) {
 					t.Errorf("exposition has %s", a)
 				}
+			}
+			if tt.apiError != "" && !strings.Contains(h.selfExposition(t), "pve_exporter_api_request_errors_total"+tt.apiError) {
+				t.Errorf("/metrics lacks pve_exporter_api_request_errors_total%s:\n%s", tt.apiError, h.selfExposition(t))
 			}
 			if !strings.Contains(h.logs.String(), tt.logs) {
 				t.Errorf("log does not mention %q:\n%s", tt.logs, h.logs.String())
