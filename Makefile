@@ -41,9 +41,11 @@ vet:
 staticcheck:
 	$(GOTOOL) staticcheck $(PKGS)
 
-## bench: speed and memory goals, as Go benchmarks. Compare runs with `go tool -modfile=tools/go.mod benchstat`.
-bench:
+## bench: speed and memory goals, as Go benchmarks (compare runs with `go tool -modfile=tools/go.mod benchstat`),
+## then the running exporter's memory after 100 scrapes of the large simulated cluster.
+bench: build
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) $(PKGS)
+	./scripts/bench-rss.sh $(BIN)
 
 ## bench-quality: the planner against two peer baselines and a brute-force optimum, as a table.
 bench-quality:

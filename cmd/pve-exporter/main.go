@@ -25,23 +25,25 @@ import (
 	"github.com/prometheus/exporter-toolkit/web"
 
 	"github.com/proxbalance/proxbalance/internal/exporter"
+	"github.com/proxbalance/proxbalance/internal/pve"
 )
 
 // SourceFactoryBuilder builds the exporter's inventory sources; the PVE client reports each API request to
 // observer.
-type SourceFactoryBuilder func(observer exporter.RequestObserver, logger log.Logger) exporter.SourceFactory
+type SourceFactoryBuilder func(o *options, observer exporter.RequestObserver, logger log.Logger) exporter.SourceFactory
 
 func main() {
-	// TODO(lead): pass the internal/pve client + caching snapshotter here instead of unwiredSources.
-	os.Exit(run(context.Background(), os.Args[1:], os.Stderr, os.LookupEnv, unwiredSources))
+	os.Exit(run(context.Background(), os.Args[1:], os.Stderr, os.LookupEnv, pveSources))
 }
 
-// unwiredSources stands in for the PVE client until it is merged: every scrape reports the inventory
-// collector as failed, with this reason in the log.
-func unwiredSources(exporter.RequestObserver, log.Logger) exporter.SourceFactory {
-	return func(context.Context, string, exporter.Module) (exporter.Source, error) {
-		return nil, errors.New("this build has no PVE client wired in")
-	}
+// pveSources reads targets through the PVE API: one client and caching snapshotter per target and module,
+// reused across scrapes.
+func pveSources(o *options, observer exporter.RequestObserver, logger log.Logger) exporter.SourceFactory {
+	return exporter.NewPVESources(exporter.PVESourceOpts{
+		Observer:    observer,
+		Logger:      logger,
+		Snapshotter: pve.SnapshotterConfig{MaxAge: o.cacheMaxAge},
+	}).Source
 }
 
 // options are the parsed command line.
@@ -53,6 +55,7 @@ type options struct {
 	systemdSocket  bool
 	telemetryPath  string
 	timeoutOffset  time.Duration
+	cacheMaxAge    time.Duration
 	logLevel       *promslog.Level
 	collectors     map[string]*bool
 	compatGroups   map[string]*bool
@@ -78,6 +81,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.BoolVar(&o.systemdSocket, "web.systemd-socket", false, "Use systemd socket activation listeners instead of port listeners.")
 	fs.StringVar(&o.telemetryPath, "web.telemetry-path", "/metrics", "Path of the exporter's own metrics.")
 	fs.DurationVar(&o.timeoutOffset, "scrape.timeout-offset", exporter.DefaultTimeoutOffset, "Kept from the scrape timeout Prometheus announces.")
+	fs.DurationVar(&o.cacheMaxAge, "pve.cache-max-age", exporter.DefaultCacheMaxAge, "Scrapes of a target within this age of its last inventory share it instead of calling the PVE API again (0: only concurrent scrapes share).")
 	fs.Var(o.logLevel, "log.level", "Only log messages with the given severity or above: debug, info, warn, error.")
 	for _, spec := range exporter.Collectors() {
 		o.collectors[spec.Name] = toggle(fs, spec.Name, spec.Default, fmt.Sprintf("%s (%s collector).", spec.Help, spec.Scope))
@@ -200,7 +204,7 @@ func newServer(o *options, cfg *exporter.Config, logger log.Logger, sources Sour
 	mux := http.NewServeMux()
 	mux.Handle("/pve", exporter.NewHandler(exporter.HandlerOpts{
 		Config:        func() *exporter.Config { return cfg },
-		NewSource:     sources(metrics, logger),
+		NewSource:     sources(o, metrics, logger),
 		Collectors:    specs,
 		DropFamilies:  drop,
 		Metrics:       metrics,

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/proxbalance/proxbalance/internal/exporter"
 	"github.com/proxbalance/proxbalance/internal/pve"
+	"github.com/proxbalance/proxbalance/internal/pvesim/pvesimtest"
 )
 
 func TestParseFlagsCollectorToggles(t *testing.T) {
@@ -89,7 +91,7 @@ func TestParseFlagsErrors(t *testing.T) {
 
 // recordingSources answers every target with inv and reports one API request per scrape to the observer.
 func recordingSources(inv *pve.Inventory) SourceFactoryBuilder {
-	return func(observer exporter.RequestObserver, _ log.Logger) exporter.SourceFactory {
+	return func(_ *options, observer exporter.RequestObserver, _ log.Logger) exporter.SourceFactory {
 		return func(context.Context, string, exporter.Module) (exporter.Source, error) {
 			return exporter.SourceFunc(func(context.Context) (*pve.Inventory, error) {
 				observer.ObserveRequest(http.MethodGet, "/cluster/resources", 200, 20*time.Millisecond, nil)
@@ -147,13 +149,51 @@ func TestServerEndpoints(t *testing.T) {
 	}
 }
 
-func TestUnwiredSourcesYieldFailedScrape(t *testing.T) {
-	cfg := &exporter.Config{Modules: map[string]exporter.Module{"default": {User: "p@pve", Password: "x"}}}
+func TestUnreachableTargetYieldsFailedScrape(t *testing.T) {
+	cfg := &exporter.Config{Modules: map[string]exporter.Module{"default": {User: "p@pve", Password: "x", Timeout: 1}}}
 	o, _ := parseFlags(nil, io.Discard)
-	h, _ := newServer(o, cfg, log.NewNopLogger(), unwiredSources)
-	code, body := get(t, h, "/pve")
-	if code != http.StatusOK || !strings.Contains(body, `pve_exporter_scrape_collector_success{collector="inventory"} 0`) {
+	var logs bytes.Buffer
+	h, _ := newServer(o, cfg, log.NewLogfmtLogger(log.NewSyncWriter(&logs)), pveSources)
+	// A loopback port that nothing listens on.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	code, body := get(t, h, "/pve?target="+addr)
+	if code != http.StatusOK || !strings.Contains(body, `pve_exporter_scrape_collector_success{collector="inventory"} 0`) ||
+		strings.Contains(body, "<html") {
 		t.Errorf("GET /pve = %d:\n%s", code, body)
+	}
+	if !strings.Contains(logs.String(), "connection refused") {
+		t.Errorf("log does not say why the scrape failed:\n%s", logs.String())
+	}
+}
+
+func TestRealSourcesScrapeSimulator(t *testing.T) {
+	srv := pvesimtest.Start(t)
+	user, tokenName, _ := strings.Cut(srv.AuditTokenID, "!")
+	cfg := &exporter.Config{Modules: map[string]exporter.Module{"default": {
+		User: user, TokenName: tokenName, TokenValue: exporter.Secret(srv.AuditTokenSecret),
+		VerifySSL: exporter.TLSVerify{Verify: false}, Port: 8006, Timeout: 5,
+	}}}
+	o, _ := parseFlags(nil, io.Discard)
+	h, _ := newServer(o, cfg, log.NewNopLogger(), pveSources)
+	target := strings.TrimPrefix(srv.BaseURL, "https://")
+	code, body := get(t, h, "/pve?target="+target)
+	if code != http.StatusOK || !strings.Contains(body, `pve_exporter_scrape_collector_success{collector="inventory"} 1`) ||
+		!strings.Contains(body, `pve_up{id="node/pve1"} 1`) {
+		t.Fatalf("GET /pve = %d:\n%.3000s", code, body)
+	}
+	_, self := get(t, h, "/metrics")
+	for _, want := range []string{
+		`pve_exporter_api_request_duration_seconds_count{endpoint="/cluster/resources"} 1`,
+		`pve_exporter_api_request_duration_seconds_count{endpoint="/nodes/{node}/status"} 5`,
+	} {
+		if !strings.Contains(self, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
 	}
 }
 
@@ -169,11 +209,11 @@ func TestRunConfigCheck(t *testing.T) {
 	}
 	noEnv := func(string) (string, bool) { return "", false }
 	var stderr bytes.Buffer
-	if rc := run(context.Background(), []string{"--config.file", good, "--config.check"}, &stderr, noEnv, unwiredSources); rc != 0 {
+	if rc := run(context.Background(), []string{"--config.file", good, "--config.check"}, &stderr, noEnv, recordingSources(nil)); rc != 0 {
 		t.Errorf("good config: exit %d\n%s", rc, stderr.String())
 	}
 	stderr.Reset()
-	if rc := run(context.Background(), []string{"--config.file", bad, "--config.check"}, &stderr, noEnv, unwiredSources); rc != 1 ||
+	if rc := run(context.Background(), []string{"--config.file", bad, "--config.check"}, &stderr, noEnv, recordingSources(nil)); rc != 1 ||
 		!strings.Contains(stderr.String(), `line 3: unknown field \"pasword\"`) {
 		t.Errorf("bad config: exit %d, want 1 naming the line and field:\n%s", rc, stderr.String())
 	}

@@ -202,6 +202,8 @@ func TestCollectorsReportOnlyTheirOwnPartialData(t *testing.T) {
 		failing  []string // collectors whose Update must return an error
 	}{
 		{"/nodes/pve1/qemu/100/status/current", []string{"guest"}},
+		{"/nodes/pve1/qemu", []string{"guest"}}, // the guest list: guest PSI
+		{"/nodes/pve1/lxc", []string{"guest"}},
 		{"/nodes/pve1/qemu/100/config", []string{"guest", "placement", "config"}},
 		{"/nodes/pve1/lxc/101/config", []string{"guest", "placement", "config"}},
 		{"/nodes/pve2/status", []string{"node"}},

@@ -64,47 +64,51 @@ var (
 type guestCollector struct{}
 
 func (guestCollector) Update(inv *pve.Inventory, ch chan<- prometheus.Metric) error {
+	states := newStateLabels(haServiceStates, qemuLockStates, lxcLockStates)
+	psi := newPressurePairs()
 	for _, i := range sortedGuests(inv.Guests) {
 		g := &inv.Guests[i]
 		id := g.ID()
-		gauge(ch, upDesc, boolValue(g.Status == "running"), id)
+		s := newIDSeries(ch, id)
+		s.gauge(upDesc, boolValue(g.Status == "running"))
 		gauge(ch, guestInfoDesc, 1, id, g.Node, g.Name, string(g.Type), templateLabel(g.Template), strings.Join(g.Tags, ";")) // PVE's own separator
 
-		gauge(ch, cpuUsageRatioDesc, g.CPU, id)
-		gauge(ch, cpuUsageLimitDesc, g.CPUs, id)
-		gauge(ch, memorySizeDesc, float64(g.MemMax), id)
-		gauge(ch, memoryUsageDesc, float64(g.MemUsed), id)
-		gauge(ch, diskSizeDesc, float64(g.DiskMax), id)
-		gauge(ch, diskUsageDesc, float64(g.DiskUsed), id)
-		gauge(ch, uptimeDesc, g.Uptime.Seconds(), id)
+		s.gauge(cpuUsageRatioDesc, g.CPU)
+		s.gauge(cpuUsageLimitDesc, g.CPUs)
+		s.gauge(memorySizeDesc, float64(g.MemMax))
+		s.gauge(memoryUsageDesc, float64(g.MemUsed))
+		s.gauge(diskSizeDesc, float64(g.DiskMax))
+		s.gauge(diskUsageDesc, float64(g.DiskUsed))
+		s.gauge(uptimeDesc, g.Uptime.Seconds())
 
-		counter(ch, netOutDesc, float64(g.NetOut), id)
-		counter(ch, netInDesc, float64(g.NetIn), id)
-		counter(ch, diskWrittenDesc, float64(g.DiskWrite), id)
-		counter(ch, diskReadDesc, float64(g.DiskRead), id)
-		gauge(ch, netOutGaugeDesc, float64(g.NetOut), id)
-		gauge(ch, netInGaugeDesc, float64(g.NetIn), id)
-		gauge(ch, diskWriteGaugeDesc, float64(g.DiskWrite), id)
-		gauge(ch, diskReadGaugeDesc, float64(g.DiskRead), id)
+		s.counter(netOutDesc, float64(g.NetOut))
+		s.counter(netInDesc, float64(g.NetIn))
+		s.counter(diskWrittenDesc, float64(g.DiskWrite))
+		s.counter(diskReadDesc, float64(g.DiskRead))
+		s.gauge(netOutGaugeDesc, float64(g.NetOut))
+		s.gauge(netInGaugeDesc, float64(g.NetIn))
+		s.gauge(diskWriteGaugeDesc, float64(g.DiskWrite))
+		s.gauge(diskReadGaugeDesc, float64(g.DiskRead))
 
-		oneHot(ch, haStateDesc, id, haServiceStates, g.HAState)
+		s.oneHot(haStateDesc, states, haServiceStates, g.HAState)
 		locks := qemuLockStates
 		if g.Type == pve.TypeLXC {
 			locks = lxcLockStates
 		}
-		oneHot(ch, lockStateDesc, id, locks, g.Lock)
+		s.oneHot(lockStateDesc, states, locks, g.Lock)
 
 		if g.HasMemHost {
-			gauge(ch, guestMemoryHostDesc, float64(g.MemHost), id)
+			s.gauge(guestMemoryHostDesc, float64(g.MemHost))
 		}
 		if g.PSI != nil {
-			emitPressure(ch, guestPressureDesc, id, (*pressureView)(g.PSI))
+			s.pressure(guestPressureDesc, psi, (*pressureView)(g.PSI))
 		}
 		if g.Config != nil {
-			gauge(ch, guestVCPUsDesc, float64(g.Config.VCPUs), id)
+			s.gauge(guestVCPUsDesc, float64(g.Config.VCPUs))
 		}
 	}
-	return partialError(inv, endpointMatcher([]string{"/cluster/resources"}, []string{"qemu/", "lxc/"}))
+	// Node-relative "qemu" and "lxc" cover the node's guest lists (PSI), guest status and configs (vCPUs).
+	return partialError(inv, endpointMatcher([]string{"/cluster/resources"}, []string{"qemu", "lxc"}))
 }
 
 // oneHot sends one series per state, 1 for current and 0 for the others. A current state outside the list
@@ -113,10 +117,6 @@ func oneHot(ch chan<- prometheus.Metric, desc *prometheus.Desc, id string, state
 	for _, s := range states {
 		gauge(ch, desc, boolValue(s == current), id, s)
 	}
-}
-
-func counter(ch chan<- prometheus.Metric, desc *prometheus.Desc, v float64, labelValues ...string) {
-	ch <- constMetric(desc, prometheus.CounterValue, v, labelValues)
 }
 
 // templateLabel renders the template flag as PVE sends it (0/1).

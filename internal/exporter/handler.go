@@ -2,9 +2,11 @@ package exporter
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -113,14 +115,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 
-	reg := h.registry(req, inv, err, fetchDuration, logger)
 	if debug {
-		h.serveDebug(w, moduleName, module, inv, reg, debugLog)
+		h.serveDebug(w, moduleName, module, inv, h.registry(req, inv, err, fetchDuration, logger), debugLog)
 	} else {
-		promhttp.HandlerFor(reg, promhttp.HandlerOpts{
-			ErrorLog:      NewPromHTTPLogger(level.Error(logger)),
-			ErrorHandling: promhttp.ContinueOnError,
-		}).ServeHTTP(w, r)
+		h.serveExposition(w, r, h.collectors(req, inv, err, fetchDuration, logger), logger)
 	}
 	h.opts.Metrics.collectionDuration.WithLabelValues(moduleName).Observe(time.Since(start).Seconds())
 }
@@ -130,9 +128,60 @@ type scrapeRequest struct {
 	cluster, node bool
 }
 
-// registry builds the scrape's registry: the fetch outcome and every enabled collector in scope.
+// serveExposition writes the scrape in the text format, gzipped (at the fastest level: a large cluster's
+// exposition is over 10 MB) when the client accepts it.
+func (h *Handler) serveExposition(w http.ResponseWriter, r *http.Request, c prometheus.Collector, logger log.Logger) {
+	e := newExposition()
+	e.collect(c)
+	for _, err := range e.errs {
+		level.Error(logger).Log("msg", "dropping a series", "err", err)
+	}
+	w.Header().Set("Content-Type", string(expfmt.NewFormat(expfmt.TypeTextPlain)))
+	var out io.Writer = w
+	if gzipAccepted(r.Header.Get("Accept-Encoding")) {
+		w.Header().Set("Content-Encoding", "gzip")
+		w.Header().Add("Vary", "Accept-Encoding")
+		gz, _ := gzip.NewWriterLevel(w, gzip.BestSpeed) // a valid level cannot fail
+		defer func() {
+			if err := gz.Close(); err != nil {
+				level.Debug(logger).Log("msg", "writing the exposition", "err", err)
+			}
+		}()
+		out = gz
+	}
+	if err := e.writeTo(out); err != nil {
+		// The client went away or the connection broke: nothing left to tell it.
+		level.Debug(logger).Log("msg", "writing the exposition", "err", err)
+	}
+}
+
+// gzipAccepted reports whether an Accept-Encoding header allows gzip.
+func gzipAccepted(header string) bool {
+	for _, part := range strings.Split(header, ",") {
+		coding, params, _ := strings.Cut(strings.TrimSpace(part), ";")
+		if !strings.EqualFold(strings.TrimSpace(coding), "gzip") {
+			continue
+		}
+		q, ok := strings.CutPrefix(strings.ReplaceAll(params, " ", ""), "q=")
+		if ok {
+			if v, err := strconv.ParseFloat(q, 64); err == nil && v == 0 {
+				return false
+			}
+		}
+		return true
+	}
+	return false
+}
+
+// registry is the scrape's collectors in a registry, for the debug view and tests.
 func (h *Handler) registry(req scrapeRequest, inv *pve.Inventory, fetchErr error, fetchDuration time.Duration, logger log.Logger) *prometheus.Registry {
 	reg := prometheus.NewRegistry()
+	reg.MustRegister(h.collectors(req, inv, fetchErr, fetchDuration, logger))
+	return reg
+}
+
+// collectors is the scrape: the fetch outcome and every enabled collector in scope, one after the other.
+func (h *Handler) collectors(req scrapeRequest, inv *pve.Inventory, fetchErr error, fetchDuration time.Duration, logger log.Logger) inOrder {
 	seq := inOrder{fetchCollector{duration: fetchDuration, err: fetchErr}}
 	for _, spec := range h.opts.Collectors {
 		if (spec.Scope == ScopeCluster && !req.cluster) || (spec.Scope == ScopeNode && !req.node) {
@@ -144,8 +193,7 @@ func (h *Handler) registry(req scrapeRequest, inv *pve.Inventory, fetchErr error
 		}
 		seq = append(seq, namedCollector{name: spec.Name, c: c, inv: inv, logger: logger})
 	}
-	reg.MustRegister(seq)
-	return reg
+	return seq
 }
 
 // fetchInventory asks the target's source for a snapshot, giving up at ctx's deadline even when the source
@@ -156,13 +204,20 @@ func fetchInventory(ctx context.Context, newSource SourceFactory, target string,
 		err error
 	}
 	done := make(chan result, 1) // buffered: a late source must not block forever
+	// The source gets a slightly earlier deadline than this wait, so that a source which returns what it has
+	// at its deadline (the Snapshotter drops a slow node's calls) is heard before the scrape gives up on it.
+	srcCtx, cancel := context.WithCancel(ctx)
+	if d, ok := ctx.Deadline(); ok {
+		srcCtx, cancel = context.WithDeadline(ctx, d.Add(-sourceDeadlineMargin(time.Until(d))))
+	}
+	defer cancel()
 	go func() {
-		src, err := newSource(ctx, target, module)
+		src, err := newSource(srcCtx, target, module)
 		if err != nil {
 			done <- result{err: fmt.Errorf("opening source for %s: %w", target, err)}
 			return
 		}
-		inv, err := src.Inventory(ctx)
+		inv, err := src.Inventory(srcCtx)
 		if err == nil && inv == nil {
 			err = errors.New("source returned no inventory")
 		}
@@ -177,6 +232,12 @@ func fetchInventory(ctx context.Context, newSource SourceFactory, target string,
 	case <-ctx.Done():
 		return nil, fmt.Errorf("fetching inventory of %s: %w", target, context.Cause(ctx))
 	}
+}
+
+// sourceDeadlineMargin is how much earlier than the scrape's fetch deadline the source must answer: a tenth of
+// the time left, at most 250ms.
+func sourceDeadlineMargin(left time.Duration) time.Duration {
+	return min(left/10, 250*time.Millisecond)
 }
 
 // scrapeTimeout is the scrape timeout Prometheus announces minus offset (blackbox_exporter's getTimeout).

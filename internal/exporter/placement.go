@@ -39,10 +39,11 @@ func (placementCollector) Update(inv *pve.Inventory, ch chan<- prometheus.Metric
 	for _, i := range sortedGuests(inv.Guests) {
 		g := &inv.Guests[i]
 		id := g.ID()
+		s := newIDSeries(ch, id)
 		for _, t := range sortedCopy(g.Tags) {
 			gauge(ch, guestTagInfoDesc, 1, id, t)
 		}
-		gauge(ch, guestHAManagedDesc, boolValue(g.HAManaged || haManaged[g.VMID]), id)
+		s.gauge(guestHAManagedDesc, boolValue(g.HAManaged || haManaged[g.VMID]))
 		if g.Config == nil {
 			continue
 		}
@@ -68,10 +69,10 @@ func (placementCollector) Update(inv *pve.Inventory, ch chan<- prometheus.Metric
 			}
 		}
 		slices.Sort(storages)
-		for _, s := range storages {
-			gauge(ch, guestStorageInfoDesc, 1, id, s)
+		for _, st := range storages {
+			gauge(ch, guestStorageInfoDesc, 1, id, st)
 		}
-		gauge(ch, guestLocalDiskDesc, float64(localBytes), id)
+		s.gauge(guestLocalDiskDesc, float64(localBytes))
 	}
 	return partialError(inv, anyOf(isGuestConfigEndpoint, endpointMatcher([]string{"/cluster/resources", "/cluster/ha"}, []string{"storage"})))
 }

@@ -10,35 +10,36 @@ import (
 // resourceEntry is one element of /cluster/resources. Nodes, guests, storages, pools and SDN zones share it; go-proxmox's
 // ClusterResource lacks lock, memhost, hastate and pool and fails on string-typed numbers.
 type resourceEntry struct {
-	ID         string    `json:"id"`
-	Type       string    `json:"type"`
-	Node       string    `json:"node"`
-	Status     string    `json:"status"`
-	Name       string    `json:"name"`
-	VMID       flexInt   `json:"vmid"`
-	Template   pveBool   `json:"template"`
-	Tags       string    `json:"tags"`
-	Pool       string    `json:"pool"`
-	Lock       string    `json:"lock"`
-	HAState    string    `json:"hastate"`
-	CPU        flexFloat `json:"cpu"`
-	MaxCPU     flexFloat `json:"maxcpu"`
-	CPUs       flexFloat `json:"cpus"` // node-level guest lists say cpus where /cluster/resources says maxcpu
-	Mem        flexInt   `json:"mem"`
-	MaxMem     flexInt   `json:"maxmem"`
-	MemHost    *flexInt  `json:"memhost"`
-	Disk       flexInt   `json:"disk"`
-	MaxDisk    flexInt   `json:"maxdisk"`
-	NetIn      flexInt   `json:"netin"`
-	NetOut     flexInt   `json:"netout"`
-	DiskRead   flexInt   `json:"diskread"`
-	DiskWrite  flexInt   `json:"diskwrite"`
-	Uptime     flexInt   `json:"uptime"`
-	Level      string    `json:"level"`
-	Storage    string    `json:"storage"`
-	PluginType string    `json:"plugintype"`
-	Content    string    `json:"content"`
-	Shared     pveBool   `json:"shared"`
+	pressureKeys           // guest PSI: PVE 9's node-level guest lists carry it, /cluster/resources does not
+	ID           string    `json:"id"`
+	Type         string    `json:"type"`
+	Node         string    `json:"node"`
+	Status       string    `json:"status"`
+	Name         string    `json:"name"`
+	VMID         flexInt   `json:"vmid"`
+	Template     pveBool   `json:"template"`
+	Tags         string    `json:"tags"`
+	Pool         string    `json:"pool"`
+	Lock         string    `json:"lock"`
+	HAState      string    `json:"hastate"`
+	CPU          flexFloat `json:"cpu"`
+	MaxCPU       flexFloat `json:"maxcpu"`
+	CPUs         flexFloat `json:"cpus"` // node-level guest lists say cpus where /cluster/resources says maxcpu
+	Mem          flexInt   `json:"mem"`
+	MaxMem       flexInt   `json:"maxmem"`
+	MemHost      *flexInt  `json:"memhost"`
+	Disk         flexInt   `json:"disk"`
+	MaxDisk      flexInt   `json:"maxdisk"`
+	NetIn        flexInt   `json:"netin"`
+	NetOut       flexInt   `json:"netout"`
+	DiskRead     flexInt   `json:"diskread"`
+	DiskWrite    flexInt   `json:"diskwrite"`
+	Uptime       flexInt   `json:"uptime"`
+	Level        string    `json:"level"`
+	Storage      string    `json:"storage"`
+	PluginType   string    `json:"plugintype"`
+	Content      string    `json:"content"`
+	Shared       pveBool   `json:"shared"`
 }
 
 // Resources is /cluster/resources split by type: the one call that shows the whole cluster's placement and usage.
@@ -124,6 +125,7 @@ func (e *resourceEntry) guest() Guest {
 		DiskRead:  e.DiskRead.uint64(),
 		DiskWrite: e.DiskWrite.uint64(),
 		Uptime:    time.Duration(e.Uptime) * time.Second,
+		PSI:       e.pressure(),
 	}
 	if g.CPUs == 0 {
 		g.CPUs = float64(e.CPUs)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -25,11 +26,13 @@ const (
 	PartReplication                    // /nodes/{node}/replication
 	PartBackup                         // /cluster/backup-info/not-backed-up
 	PartNodePressure                   // /nodes/{node}/rrddata (PSI; PVE 9)
+	PartGuestPressure                  // /nodes/{node}/qemu + /nodes/{node}/lxc (guest PSI; PVE 9)
 
-	// DefaultParts is everything except PartNodePressure, which costs one more call per node and TTL.
+	// DefaultParts is everything except the pressure parts, which cost one (node) and two (guests) more calls
+	// per node and TTL. Both are skipped once /version says the cluster runs PVE 8 or older, which has no PSI.
 	DefaultParts = PartClusterStatus | PartVersion | PartHA | PartTasks | PartStorage | PartConfigs |
 		PartSubscription | PartReplication | PartBackup
-	AllParts = DefaultParts | PartNodePressure
+	AllParts = DefaultParts | PartNodePressure | PartGuestPressure
 )
 
 var partNames = []struct {
@@ -39,6 +42,7 @@ var partNames = []struct {
 	{PartClusterStatus, "cluster-status"}, {PartVersion, "version"}, {PartHA, "ha"}, {PartTasks, "tasks"},
 	{PartStorage, "storage"}, {PartConfigs, "configs"}, {PartSubscription, "subscription"},
 	{PartReplication, "replication"}, {PartBackup, "backup"}, {PartNodePressure, "node-pressure"},
+	{PartGuestPressure, "guest-pressure"},
 }
 
 func (p Part) String() string {
@@ -85,6 +89,7 @@ type TTLs struct {
 	Replication   time.Duration
 	Backup        time.Duration
 	NodePressure  time.Duration
+	GuestPressure time.Duration
 }
 
 // DefaultTTLs suit a 15-30s scrape interval: quorum and tasks stay within a scrape or two of the truth (a
@@ -101,6 +106,7 @@ func DefaultTTLs() TTLs {
 		Replication:   5 * time.Minute,
 		Backup:        time.Hour,
 		NodePressure:  time.Minute,
+		GuestPressure: time.Minute,
 	}
 }
 
@@ -124,6 +130,8 @@ func (t TTLs) of(p Part) time.Duration {
 		return t.Replication
 	case PartBackup:
 		return t.Backup
+	case PartGuestPressure:
+		return t.GuestPressure
 	default:
 		return t.NodePressure
 	}
@@ -184,6 +192,7 @@ func NewSnapshotter(c *Client, cfg SnapshotterConfig) *Snapshotter {
 		{&t.ClusterStatus, def.ClusterStatus}, {&t.Version, def.Version}, {&t.HA, def.HA}, {&t.Tasks, def.Tasks},
 		{&t.Storage, def.Storage}, {&t.Configs, def.Configs}, {&t.Subscription, def.Subscription},
 		{&t.Replication, def.Replication}, {&t.Backup, def.Backup}, {&t.NodePressure, def.NodePressure},
+		{&t.GuestPressure, def.GuestPressure},
 	} {
 		if *f.v == 0 {
 			*f.v = f.d
@@ -232,8 +241,16 @@ func (s *Snapshotter) Inventory(ctx context.Context, opts InventoryOptions) (*In
 	if !ok {
 		f = &flight{done: make(chan struct{})}
 		s.flights[key] = f
-		// The round serves every waiter, so it must not die with the caller that happened to start it.
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.RoundTimeout)
+		// The round serves every waiter, so it must not die with the caller that happened to start it. It
+		// does end by that caller's deadline, though: requests still running then (a slow node) are recorded
+		// as failed and the round returns what it has, so that one slow node costs its own data rather than
+		// the caller's whole snapshot.
+		deadline := time.Now().Add(s.cfg.RoundTimeout)
+		if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+			// A little before, so that the result reaches the caller before it stops waiting.
+			deadline = d.Add(-min(time.Until(d)/10, 250*time.Millisecond))
+		}
+		rctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), deadline)
 		go func() {
 			defer cancel()
 			f.inv, f.err = s.round(rctx, key)
@@ -269,6 +286,7 @@ type nodeCache struct {
 	subscription cached[*Subscription]
 	replication  cached[[]ReplicationJob]
 	pressure     cached[*Pressure]
+	guestPSI     cached[map[string]*Pressure] // by guest id, of the guests on this node
 }
 
 type configEntry struct {
@@ -436,7 +454,7 @@ func (s *Snapshotter) round(ctx context.Context, fresh Part) (*Inventory, error)
 type roundPlan struct {
 	clusterStatus, version, ha, tasks, backup bool
 	storage, subscription, replication        []string // nodes
-	pressure                                  []string
+	pressure, guestPressure                   []string
 	configs                                   []*Guest
 
 	// results
@@ -449,6 +467,7 @@ type roundPlan struct {
 	subscriptionVal  map[string]*Subscription
 	replicationVal   map[string][]ReplicationJob
 	pressureVal      map[string]*Pressure
+	guestPSIVal      map[string]map[string]*Pressure
 	configVal        map[string]*GuestConfig
 	mu               sync.Mutex
 }
@@ -466,8 +485,11 @@ func (s *Snapshotter) plan(res *Resources, online []string, fresh Part, now time
 		subscriptionVal: map[string]*Subscription{},
 		replicationVal:  map[string][]ReplicationJob{},
 		pressureVal:     map[string]*Pressure{},
+		guestPSIVal:     map[string]map[string]*Pressure{},
 		configVal:       map[string]*GuestConfig{},
 	}
+	// PVE 8 and older report no PSI: asking would cost calls for nothing.
+	noPSI := c.version.ok && !hasPSI(c.version.val.Version)
 	for _, node := range online {
 		nc := s.node(node)
 		if s.due(PartStorage, fresh, nc.storage.at, nc.storage.ok, now) {
@@ -479,8 +501,14 @@ func (s *Snapshotter) plan(res *Resources, online []string, fresh Part, now time
 		if s.due(PartReplication, fresh, nc.replication.at, nc.replication.ok, now) {
 			p.replication = append(p.replication, node)
 		}
+		if noPSI {
+			continue
+		}
 		if s.due(PartNodePressure, fresh, nc.pressure.at, nc.pressure.ok, now) {
 			p.pressure = append(p.pressure, node)
+		}
+		if s.due(PartGuestPressure, fresh, nc.guestPSI.at, nc.guestPSI.ok, now) {
+			p.guestPressure = append(p.guestPressure, node)
 		}
 	}
 	if s.cfg.Parts&PartConfigs != 0 {
@@ -541,6 +569,26 @@ func (s *Snapshotter) fetchParts(ctx context.Context, f *fetcher, p *roundPlan) 
 		return latestPressure(points), err
 	}
 	perNode(ctx, f, p, p.pressure, "/rrddata", pressure, p.pressureVal)
+	for _, node := range p.guestPressure {
+		f.goNode(ctx, node, nodePath(node, "/qemu"), func(ctx context.Context) {
+			psi := map[string]*Pressure{}
+			for _, t := range []GuestType{TypeQEMU, TypeLXC} {
+				guests, err := c.NodeGuests(ctx, node, t)
+				if err != nil {
+					f.fail(nodePath(node, "/", string(t)), node, err)
+					return
+				}
+				for i := range guests {
+					if guests[i].PSI != nil {
+						psi[guests[i].ID()] = guests[i].PSI
+					}
+				}
+			}
+			p.mu.Lock()
+			p.guestPSIVal[node] = psi
+			p.mu.Unlock()
+		})
+	}
 	for _, g := range p.configs {
 		ref := g.Ref()
 		endpoint, _ := ref.path("/config") // a guest from /cluster/resources has a valid address
@@ -621,6 +669,9 @@ func (s *Snapshotter) store(p *roundPlan, at time.Time, f *fetcher) {
 	for node, v := range p.pressureVal {
 		s.node(node).pressure.set(v, at)
 	}
+	for node, v := range p.guestPSIVal {
+		s.node(node).guestPSI.set(v, at)
+	}
 	if c.configs == nil {
 		c.configs = map[string]*configEntry{}
 	}
@@ -663,6 +714,8 @@ func (s *Snapshotter) hasCached(fe *FetchError) bool {
 		return nc.replication.ok
 	case strings.HasSuffix(fe.Endpoint, "/rrddata"):
 		return nc.pressure.ok
+	case strings.HasSuffix(fe.Endpoint, "/qemu"), strings.HasSuffix(fe.Endpoint, "/lxc"):
+		return nc.guestPSI.ok
 	case strings.HasSuffix(fe.Endpoint, "/config"):
 		id := strings.TrimPrefix(fe.Endpoint, nodePath(fe.Node, "/"))
 		return c.configs[strings.TrimSuffix(id, "/config")] != nil
@@ -715,13 +768,15 @@ func (s *Snapshotter) assemble(res *Resources, online []string, statuses []*Node
 			statuses[i].apply(&inv.Nodes[byName[node]])
 		}
 	}
+	// PSI read before /version said PVE 8 (the first round asks both at once) is not used.
+	noPSI := c.version.ok && !hasPSI(c.version.val.Version)
 	for i := range inv.Nodes {
 		n := &inv.Nodes[i]
 		if nc := c.nodes[n.Name]; nc != nil {
 			if nc.subscription.ok {
 				n.Subscription = nc.subscription.val
 			}
-			if nc.pressure.ok {
+			if nc.pressure.ok && !noPSI {
 				n.PSI = nc.pressure.val
 			}
 		}
@@ -744,6 +799,9 @@ func (s *Snapshotter) assemble(res *Resources, online []string, statuses []*Node
 		seen[id] = true
 		if e := c.configs[id]; e != nil {
 			g.Config = e.cfg
+		}
+		if nc := c.nodes[g.Node]; nc != nil && nc.guestPSI.ok && !noPSI && g.Status == "running" {
+			g.PSI = nc.guestPSI.val[id] // nil for a guest that moved here since the list was read
 		}
 		if haManaged[id] {
 			g.HAManaged = true
@@ -826,4 +884,11 @@ func mergeStorages(fromResources []Storage, nodes map[string]*nodeCache) []Stora
 		return out[i].Storage < out[j].Storage
 	})
 	return out
+}
+
+// hasPSI reports whether a PVE version reports pressure stall information (9.0 and later).
+func hasPSI(version string) bool {
+	major, _, _ := strings.Cut(version, ".")
+	n, err := strconv.Atoi(major)
+	return err != nil || n >= 9 // an unparseable version is asked, not assumed old
 }

@@ -78,6 +78,10 @@ func TestInventoryAssemblesEveryPart(t *testing.T) {
 		if g.HAManaged != (g.VMID == 100) {
 			t.Errorf("%s HAManaged = %v", g.ID(), g.HAManaged)
 		}
+		// Only the running qemu/100 has PSI, from node2's VM list (percent → ratio).
+		if wantPSI := g.VMID == 100; (g.PSI != nil) != wantPSI || (wantPSI && g.PSI.CPUSome != 0.015) {
+			t.Errorf("%s PSI = %+v", g.ID(), g.PSI)
+		}
 	}
 	// 3 storages per node from /cluster/resources plus the disabled nfs-iso only /nodes/{node}/storage lists.
 	if len(inv.Storages) != 16 {
@@ -446,5 +450,48 @@ func TestConfigExpirySpread(t *testing.T) {
 	}
 	if len(seen) < 50 {
 		t.Errorf("100 guests share only %d expiry offsets", len(seen))
+	}
+}
+
+// TestPressurePartsSkippedOnPVE8: once /version says PVE 8 (no PSI), the pressure parts cost no more calls,
+// and the inventory has no PSI rather than zeros.
+func TestPressurePartsSkippedOnPVE8(t *testing.T) {
+	for _, tt := range []struct {
+		version string
+		calls   int // rrddata + qemu + lxc calls on node1 in the second due round
+	}{{"8.4.14", 0}, {"9.2.11", 3}} {
+		t.Run(tt.version, func(t *testing.T) {
+			f := newStandardFakePVE(t)
+			f.set("GET", "/version", 200, `{"data":{"version":"`+tt.version+`","release":"x","repoid":"0"}}`)
+			s, clock := newTestSnapshotter(f.client(), SnapshotterConfig{Parts: AllParts})
+			if _, err := s.Inventory(testContext(t), InventoryOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			f.resetCounts()
+			clock.Advance(2 * time.Minute) // the pressure TTLs (1m) ran out, /version's (1h) did not
+			inv, err := s.Inventory(testContext(t), InventoryOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := f.count("GET /nodes/node1/rrddata") + f.count("GET /nodes/node1/qemu") + f.count("GET /nodes/node1/lxc")
+			if got != tt.calls {
+				t.Errorf("%d pressure calls to node1, want %d", got, tt.calls)
+			}
+			if tt.calls == 0 {
+				for _, g := range inv.Guests {
+					if g.PSI != nil {
+						t.Errorf("%s has PSI on PVE 8", g.ID())
+					}
+				}
+			}
+		})
+	}
+}
+
+func TestHasPSI(t *testing.T) {
+	for v, want := range map[string]bool{"9.0.3": true, "10.1": true, "8.4.14": false, "7.4-3": false, "": true, "x": true} {
+		if got := hasPSI(v); got != want {
+			t.Errorf("hasPSI(%q) = %t, want %t", v, got, want)
+		}
 	}
 }
