@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -32,7 +33,16 @@ import (
 // observer.
 type SourceFactoryBuilder func(o *options, observer exporter.RequestObserver, logger log.Logger) exporter.SourceFactory
 
+// defaultGCPercent trades some CPU for a smaller heap. A scrape of a large cluster allocates several times its
+// live data (the exposition text of every family is built before it is written), and with Go's default of 100
+// the RSS settles near twice the live heap: on 64 nodes × 5,000 guests, 66 MB with 100 and 55 MB with 50, at the
+// same median scrape time. GOGC (or GOMEMLIMIT) in the environment still wins.
+const defaultGCPercent = 50
+
 func main() {
+	if _, set := os.LookupEnv("GOGC"); !set {
+		debug.SetGCPercent(defaultGCPercent)
+	}
 	os.Exit(run(context.Background(), os.Args[1:], os.Stderr, os.LookupEnv, pveSources))
 }
 
