@@ -33,6 +33,9 @@ type fakePlanner struct {
 	mu      sync.Mutex
 	calls   int
 	moves   map[placement.Action][]placement.Move
+	// seen remembers every guest ever moved and its source: a fresh plan that no longer moves it still
+	// considers it (a skipped decision), as the real planner does.
+	seen map[string]string
 	quorate bool
 	err     error
 	ready   error
@@ -51,8 +54,15 @@ func (f *fakePlanner) Plan(_ context.Context, req placement.Request, _ map[strin
 	}
 	moves := f.moves[req.Action]
 	p := placement.Plan{ID: string(req.Action) + "-" + req.Node, Action: req.Action, Node: req.Node, Trigger: req.Trigger, At: testNow, Moves: moves}
+	moved := map[string]bool{}
 	for _, m := range moves {
+		moved[m.Guest] = true
 		p.Decisions = append(p.Decisions, placement.Decision{Guest: m.Guest, Node: m.Source, Outcome: placement.OutcomeSelected})
+	}
+	for g, node := range f.seen {
+		if !moved[g] {
+			p.Decisions = append(p.Decisions, placement.Decision{Guest: g, Node: node, Outcome: placement.OutcomeSkipped, Summary: "below min improvement"})
+		}
 	}
 	return Planning{Plan: p, Quorate: f.quorate, Tags: map[string][]string{}}, nil
 }
@@ -69,6 +79,11 @@ func (f *fakePlanner) setMoves(a placement.Action, ms ...placement.Move) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.moves[a] = ms
+	for _, m := range ms {
+		if _, ok := f.seen[m.Guest]; !ok {
+			f.seen[m.Guest] = m.Source
+		}
+	}
 }
 
 // fakeExecutor records requests and succeeds.
@@ -146,7 +161,7 @@ func newHarness(t *testing.T, st Settings, mut ...func(*Options)) *harness {
 	}
 	t.Cleanup(func() { db.Close() })
 	h := &harness{
-		planner: &fakePlanner{quorate: true, moves: map[placement.Action][]placement.Move{}},
+		planner: &fakePlanner{quorate: true, moves: map[placement.Action][]placement.Move{}, seen: map[string]string{}},
 		exec:    &fakeExecutor{}, store: db, logs: &syncBuffer{},
 	}
 	o := Options{Planner: h.planner, Executor: h.exec, Store: db, Settings: st, Now: func() time.Time { return testNow },

@@ -1,0 +1,335 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/proxbalance/proxbalance/internal/placement"
+	"github.com/proxbalance/proxbalance/internal/policy"
+	"github.com/proxbalance/proxbalance/internal/store"
+)
+
+// mutating lists every endpoint that changes state, with a body that would succeed.
+var mutating = []struct{ method, path, body string }{
+	{http.MethodPost, "/api/v1/plans/rebalance-/approve", ""},
+	{http.MethodPost, "/api/v1/plans/rebalance-/reject", ""},
+	{http.MethodPut, "/api/v1/nodes/pve1/maintenance", `{"reason":"kernel"}`},
+	{http.MethodDelete, "/api/v1/nodes/pve1/maintenance", ""},
+	{http.MethodPost, "/-/reload", ""},
+	{http.MethodPost, "/api/v1/alerts", `{"version":"4","alerts":[]}`},
+}
+
+func TestMutatingEndpointsNeedTheToken(t *testing.T) {
+	for _, ep := range mutating {
+		t.Run(ep.method+" "+ep.path, func(t *testing.T) {
+			h := newHarness(t, settings(policy.ModeDryRun), func(o *Options) {
+				o.Reload = func(context.Context) (Settings, error) { return settings(policy.ModeDryRun), nil }
+			})
+			h.planner.setMoves(placement.ActionRebalance, mv("qemu/100", "pve1", "pve2"))
+			if _, err := h.srv.makePlan(context.Background(), placement.Request{Action: placement.ActionRebalance, Trigger: "api"}, ""); err != nil {
+				t.Fatal(err)
+			}
+			if ep.method == http.MethodDelete {
+				if err := h.store.SetMaintenance(context.Background(), store.Maintenance{Node: "pve1", By: "t", Since: testNow}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for _, c := range []struct {
+				name, header string
+			}{{"no header", ""}, {"wrong token", "Bearer nope"}, {"wrong scheme", "Basic " + apiToken}, {"empty bearer", "Bearer "}} {
+				req := httptest.NewRequest(ep.method, ep.path, strings.NewReader(ep.body))
+				if c.header != "" {
+					req.Header.Set("Authorization", c.header)
+				}
+				rec := httptest.NewRecorder()
+				h.srv.Handler().ServeHTTP(rec, req)
+				if rec.Code != http.StatusUnauthorized || rec.Header().Get("WWW-Authenticate") == "" {
+					t.Errorf("%s: status %d, want 401 with WWW-Authenticate", c.name, rec.Code)
+				}
+			}
+			code, body := h.do(t, ep.method, ep.path, apiToken, ep.body)
+			if code >= 300 {
+				t.Errorf("right token: status %d %s", code, body)
+			}
+		})
+	}
+}
+
+func TestWebhookTokenOnlyOpensTheWebhook(t *testing.T) {
+	h := newHarness(t, settings(policy.ModeDryRun))
+	if code, _ := h.do(t, http.MethodPost, "/api/v1/alerts", webhookToken, `{"version":"4"}`); code != http.StatusAccepted {
+		t.Errorf("webhook with its token: %d", code)
+	}
+	if code, _ := h.do(t, http.MethodPut, "/api/v1/nodes/pve1/maintenance", webhookToken, ""); code != http.StatusUnauthorized {
+		t.Errorf("maintenance with the webhook token: %d, want 401", code)
+	}
+}
+
+func TestNoSecretInLogs(t *testing.T) {
+	h := newHarness(t, settings(policy.ModeManual), func(o *Options) {
+		o.Reload = func(context.Context) (Settings, error) {
+			return Settings{}, errors.New("reading auth.token_file: permission denied")
+		}
+	})
+	h.planner.setMoves(placement.ActionRelieve, mv("qemu/100", "pve2", "pve3"))
+	for _, tok := range []string{apiToken, webhookToken, "wrong-guess-token"} {
+		h.do(t, http.MethodPost, "/api/v1/alerts", tok, alertJSON("firing", 1, 7, `{"proxbalance_action":"relieve","node":"pve2"}`))
+		h.do(t, http.MethodPut, "/api/v1/nodes/pve9/maintenance", tok, "")
+		h.do(t, http.MethodPost, "/-/reload", tok, "")
+	}
+	waitFor(t, "a plan", func() bool { return len(h.plans(t)) == 1 })
+	h.do(t, http.MethodPost, "/api/v1/plans/relieve-pve2/approve", apiToken, "")
+	h.srv.running.Wait()
+	logs := h.logs.String()
+	if !strings.Contains(logs, "plan created") || !strings.Contains(logs, "reload failed") {
+		t.Fatalf("the test did not exercise logging:\n%s", logs)
+	}
+	for _, secret := range []string{apiToken, webhookToken, "wrong-guess-token", "Bearer", "Authorization"} {
+		if strings.Contains(logs, secret) {
+			t.Errorf("a log line shows %q:\n%s", secret, logs)
+		}
+	}
+}
+
+func approve(t *testing.T, h *harness, id, body string) (int, approveResponse) {
+	t.Helper()
+	code, resp := h.do(t, http.MethodPost, "/api/v1/plans/"+id+"/approve", apiToken, body)
+	var out approveResponse
+	if code == http.StatusAccepted {
+		if err := json.Unmarshal([]byte(resp), &out); err != nil {
+			t.Fatalf("%v: %s", err, resp)
+		}
+	} else {
+		t.Logf("approve: %d %s", code, resp)
+	}
+	h.srv.running.Wait()
+	return code, out
+}
+
+func outcomes(vs []MoveVerdict) []string {
+	var out []string
+	for _, v := range vs {
+		out = append(out, v.Outcome+":"+strings.Join(v.Reasons, ","))
+	}
+	return out
+}
+
+func TestApprove(t *testing.T) {
+	moves := []placement.Move{mv("qemu/100", "pve1", "pve2"), mv("qemu/101", "pve1", "pve3"), mv("qemu/102", "pve1", "pve3")}
+	cases := []struct {
+		name     string
+		mode     policy.Mode
+		body     string
+		fresh    []placement.Move // the planner's answer at approval; nil: same as the plan
+		quorate  bool
+		want     []string
+		executed int
+		state    store.PlanState
+	}{
+		{"dry-run moves nothing", policy.ModeDryRun, "", nil, true,
+			[]string{"dry-run:DryRun", "dry-run:DryRun", "dry-run:DryRun"}, 0, store.PlanApproved},
+		{"manual runs every move", policy.ModeManual, "", nil, true,
+			[]string{"started:", "started:", "started:"}, 3, store.PlanExecuted},
+		{"a subset", policy.ModeManual, `{"moves":[2],"by":"alice"}`, nil, true,
+			[]string{"started:"}, 1, store.PlanExecuted},
+		{"a move no longer proposed is refused", policy.ModeManual, "", moves[:1], true,
+			[]string{"started:", "refused:NoLongerProposed", "refused:NoLongerProposed"}, 1, store.PlanPartiallyExecuted},
+		{"a guest that moved is refused", policy.ModeManual, `{"moves":[0]}`, []placement.Move{mv("qemu/100", "pve4", "pve2")}, true,
+			[]string{"refused:GuestMoved"}, 0, store.PlanApproved},
+		{"gates still apply", policy.ModeManual, "", nil, false,
+			[]string{"held:NoQuorum", "held:NoQuorum", "held:NoQuorum"}, 0, store.PlanApproved},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			h := newHarness(t, settings(c.mode))
+			h.planner.setMoves(placement.ActionRebalance, moves...)
+			rec, err := h.srv.makePlan(context.Background(), placement.Request{Action: placement.ActionRebalance, Trigger: "api"}, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.fresh != nil {
+				h.planner.setMoves(placement.ActionRebalance, c.fresh...)
+			}
+			h.planner.quorate = c.quorate
+			code, resp := approve(t, h, rec.ID(), c.body)
+			if code != http.StatusAccepted {
+				t.Fatalf("status %d", code)
+			}
+			if got := outcomes(resp.Moves); strings.Join(got, " ") != strings.Join(c.want, " ") {
+				t.Errorf("verdicts = %v, want %v", got, c.want)
+			}
+			if n := len(h.exec.requests()); n != c.executed {
+				t.Errorf("executed %d moves, want %d", n, c.executed)
+			}
+			after, err := h.store.Plan(context.Background(), rec.ID())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if after.State != c.state {
+				t.Errorf("plan state %s (%s), want %s", after.State, after.StateReason, c.state)
+			}
+		})
+	}
+}
+
+func TestApproveRefusals(t *testing.T) {
+	h := newHarness(t, settings(policy.ModeManual))
+	h.planner.setMoves(placement.ActionRebalance, mv("qemu/100", "pve1", "pve2"))
+	rec, err := h.srv.makePlan(context.Background(), placement.Request{Action: placement.ActionRebalance, Trigger: "api"}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name, path, body string
+		code             int
+		msg              string
+	}{
+		{"unknown plan", "/api/v1/plans/nope/approve", "", http.StatusNotFound, "plan nope: not found"},
+		{"bad index", "/api/v1/plans/" + rec.ID() + "/approve", `{"moves":[3]}`, http.StatusBadRequest, "move index 3: the plan has 1 moves"},
+		{"bad body", "/api/v1/plans/" + rec.ID() + "/approve", `{"moves":`, http.StatusBadRequest, "approve body"},
+	} {
+		code, body := h.do(t, http.MethodPost, c.path, apiToken, c.body)
+		if code != c.code || !strings.Contains(body, c.msg) {
+			t.Errorf("%s: %d %s, want %d %q", c.name, code, body, c.code, c.msg)
+		}
+	}
+	if code, body := h.do(t, http.MethodPost, "/api/v1/plans/"+rec.ID()+"/reject", apiToken, `{"by":"bob","reason":"not now"}`); code != http.StatusOK || !strings.Contains(body, "rejected by bob: not now") {
+		t.Errorf("reject: %d %s", code, body)
+	}
+	if code, body := h.do(t, http.MethodPost, "/api/v1/plans/"+rec.ID()+"/approve", apiToken, ""); code != http.StatusConflict || !strings.Contains(body, "is rejected") {
+		t.Errorf("approving a rejected plan: %d %s", code, body)
+	}
+}
+
+func TestPlanTTL(t *testing.T) {
+	now := testNow
+	h := newHarness(t, settings(policy.ModeManual), func(o *Options) { o.Now = func() time.Time { return now } })
+	h.planner.setMoves(placement.ActionRebalance, mv("qemu/100", "pve1", "pve2"))
+	rec, err := h.srv.makePlan(context.Background(), placement.Request{Action: placement.ActionRebalance, Trigger: "api"}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(time.Hour + time.Second) // the handlers read now from the request goroutine only
+	code, body := h.do(t, http.MethodPost, "/api/v1/plans/"+rec.ID()+"/approve", apiToken, "")
+	if code != http.StatusConflict || !strings.Contains(body, "is expired") {
+		t.Errorf("approving an expired plan: %d %s", code, body)
+	}
+	if code, body := h.do(t, http.MethodGet, "/api/v1/plans?state=expired", "", ""); code != http.StatusOK || !strings.Contains(body, rec.ID()) {
+		t.Errorf("list expired: %d %s", code, body)
+	}
+}
+
+func TestMaintenance(t *testing.T) {
+	h := newHarness(t, settings(policy.ModeManual))
+	if code, body := h.do(t, http.MethodDelete, "/api/v1/nodes/pve1/maintenance", apiToken, ""); code != http.StatusNotFound {
+		t.Errorf("clearing an unflagged node: %d %s", code, body)
+	}
+	if code, body := h.do(t, http.MethodPut, "/api/v1/nodes/pve1/maintenance", apiToken, `{"by":"alice","reason":"BIOS"}`); code != http.StatusOK {
+		t.Fatalf("%d %s", code, body)
+	}
+	_, metrics := h.do(t, http.MethodGet, "/metrics", "", "")
+	if !strings.Contains(metrics, `proxbalance_node_maintenance{node="pve1"} 1`) {
+		t.Errorf("metrics lack the maintenance flag:\n%s", grepLines(metrics, "maintenance"))
+	}
+	h.planner.setMoves(placement.ActionEvacuate, mv("qemu/100", "pve1", "pve2"), mv("lxc/200", "pve1", "pve3"))
+	code, body := h.do(t, http.MethodGet, "/api/v1/nodes/pve1/evacuation", "", "")
+	if code != http.StatusOK || !strings.Contains(body, `"trigger": "maintenance:pve1"`) || !strings.Contains(body, "lxc/200") {
+		t.Errorf("evacuation: %d %s", code, body)
+	}
+	if code, _ := h.do(t, http.MethodDelete, "/api/v1/nodes/pve1/maintenance", apiToken, ""); code != http.StatusOK {
+		t.Errorf("clear: %d", code)
+	}
+	_, metrics = h.do(t, http.MethodGet, "/metrics", "", "")
+	if !strings.Contains(metrics, `proxbalance_node_maintenance{node="pve1"} 0`) {
+		t.Errorf("metrics after clearing:\n%s", grepLines(metrics, "maintenance"))
+	}
+}
+
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+func TestReload(t *testing.T) {
+	next := settings(policy.ModeManual)
+	var loadErr error
+	h := newHarness(t, settings(policy.ModeDryRun), func(o *Options) {
+		o.Reload = func(context.Context) (Settings, error) { return next, loadErr }
+	})
+	next.APIToken = "rotated-token"
+	if code, body := h.do(t, http.MethodPost, "/-/reload", apiToken, ""); code != http.StatusOK {
+		t.Fatalf("good reload: %d %s", code, body)
+	}
+	if h.srv.current().Gates.Mode != policy.ModeManual {
+		t.Error("the new mode is not live")
+	}
+	if code, _ := h.do(t, http.MethodPut, "/api/v1/nodes/pve1/maintenance", apiToken, ""); code != http.StatusUnauthorized {
+		t.Errorf("the old token still works after rotation: %d", code)
+	}
+	loadErr = errors.New("line 3: mode: \"yolo\": want dry-run, manual or auto")
+	code, body := h.do(t, http.MethodPost, "/-/reload", "rotated-token", "")
+	if code != http.StatusInternalServerError || !strings.Contains(body, "the previous configuration stays") || !strings.Contains(body, "yolo") {
+		t.Errorf("bad reload: %d %s", code, body)
+	}
+	if h.srv.current().APIToken != "rotated-token" {
+		t.Error("a bad reload replaced the configuration")
+	}
+	_, metrics := h.do(t, http.MethodGet, "/metrics", "", "")
+	if !strings.Contains(metrics, "proxbalance_config_last_reload_successful 0") {
+		t.Errorf("reload gauge:\n%s", grepLines(metrics, "reload"))
+	}
+	if err := h.srv.Reload(context.Background()); err == nil { // the SIGHUP path
+		t.Error("Reload: want the load error")
+	}
+}
+
+func TestHealthAndReadiness(t *testing.T) {
+	h := newHarness(t, settings(policy.ModeDryRun))
+	if code, _ := h.do(t, http.MethodGet, "/-/healthy", "", ""); code != http.StatusOK {
+		t.Errorf("healthy: %d", code)
+	}
+	if code, _ := h.do(t, http.MethodGet, "/-/ready", "", ""); code != http.StatusOK {
+		t.Errorf("ready: %d", code)
+	}
+	h.planner.ready = errors.New("Prometheus: connection refused")
+	if code, body := h.do(t, http.MethodGet, "/-/ready", "", ""); code != http.StatusServiceUnavailable || !strings.Contains(body, "connection refused") {
+		t.Errorf("not ready: %d %s", code, body)
+	}
+}
+
+func TestDecisionsAndMetrics(t *testing.T) {
+	h := newHarness(t, settings(policy.ModeManual))
+	if code, _ := h.do(t, http.MethodGet, "/api/v1/decisions", "", ""); code != http.StatusNotFound {
+		t.Errorf("decisions before any run: %d", code)
+	}
+	h.planner.setMoves(placement.ActionRebalance, mv("qemu/100", "pve1", "pve2"))
+	if _, err := h.srv.makePlan(context.Background(), placement.Request{Action: placement.ActionRebalance, Trigger: "schedule"}, ""); err != nil {
+		t.Fatal(err)
+	}
+	code, body := h.do(t, http.MethodGet, "/api/v1/decisions", "", "")
+	if code != http.StatusOK || !strings.Contains(body, `"selected": 1`) {
+		t.Errorf("decisions: %d %s", code, body)
+	}
+	_, metrics := h.do(t, http.MethodGet, "/metrics", "", "")
+	for _, want := range []string{
+		`proxbalance_plans{state="pending",trigger="schedule"} 1`,
+		`proxbalance_plans_created_total{action="rebalance",trigger="schedule"} 1`,
+		`proxbalance_decisions{outcome="selected"} 1`,
+		`proxbalance_migrations_in_flight 0`,
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+}
