@@ -4,9 +4,9 @@ import (
 	"bytes"
 	"context"
 	"io"
-	"strconv"
 	"net/http/httptest"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -30,12 +30,12 @@ var testNow = time.Date(2026, 11, 27, 4, 0, 0, 0, time.UTC)
 
 // fakePlanner plans from a fixed set of moves per action and counts its calls.
 type fakePlanner struct {
-	mu      sync.Mutex
-	calls   int
-	moves   map[placement.Action][]placement.Move
+	mu    sync.Mutex
+	calls int
+	moves map[placement.Action][]placement.Move
 	// seen remembers every guest ever moved and its source: a fresh plan that no longer moves it still
 	// considers it (a skipped decision), as the real planner does.
-	seen map[string]string
+	seen    map[string]string
 	quorate bool
 	err     error
 	ready   error
@@ -230,4 +230,3 @@ func alertJSON(status string, n, fpStart int, labels string) string {
 	b.WriteString(`]}`)
 	return b.String()
 }
-
