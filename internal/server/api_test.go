@@ -333,3 +333,34 @@ func TestDecisionsAndMetrics(t *testing.T) {
 		}
 	}
 }
+
+func TestAutoModeRunsWithinGates(t *testing.T) {
+	st := settings(policy.ModeAuto)
+	st.Gates.MaxPerRun = 2
+	h := newHarness(t, st)
+	h.planner.setMoves(placement.ActionRelieve, mv("qemu/100", "pve2", "pve3"), mv("qemu/101", "pve2", "pve3"), mv("qemu/102", "pve2", "pve1"))
+	h.planner.mu.Lock()
+	h.planner.tags = map[string][]string{"qemu/101": {"no-auto-migrate"}}
+	h.planner.mu.Unlock()
+	h.do(t, http.MethodPost, "/api/v1/alerts", webhookToken, alertJSON("firing", 1, 0, `{"proxbalance_action":"relieve","node":"pve2"}`))
+	waitFor(t, "the plan to settle", func() bool {
+		ps := h.plans(t)
+		return len(ps) == 1 && ps[0].State.Final()
+	})
+	var got []string
+	for _, r := range h.exec.requests() {
+		got = append(got, r.Move.Guest+" by "+r.Approver)
+	}
+	if strings.Join(got, ", ") != "qemu/100 by auto, qemu/102 by auto" {
+		t.Errorf("auto mode ran %v; want qemu/100 and qemu/102 (qemu/101 is tagged no-auto-migrate)", got)
+	}
+}
+
+func TestScheduledPlanning(t *testing.T) {
+	h := newHarness(t, settings(policy.ModeManual), func(o *Options) { o.PlanningInterval = 10 * time.Millisecond })
+	h.planner.setMoves(placement.ActionRebalance, mv("qemu/100", "pve1", "pve2"))
+	waitFor(t, "a scheduled plan", func() bool { return len(h.plans(t)) == 1 })
+	if rec := h.plans(t)[0]; rec.Trigger != "schedule" || rec.Plan.Action != placement.ActionRebalance {
+		t.Errorf("plan %s by %s", rec.Plan.Action, rec.Trigger)
+	}
+}

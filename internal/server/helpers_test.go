@@ -37,6 +37,7 @@ type fakePlanner struct {
 	// considers it (a skipped decision), as the real planner does.
 	seen    map[string]string
 	quorate bool
+	tags    map[string][]string
 	err     error
 	ready   error
 	block   chan struct{} // when set, Plan waits on it (to let a storm pile up)
@@ -64,7 +65,7 @@ func (f *fakePlanner) Plan(_ context.Context, req placement.Request, _ map[strin
 			p.Decisions = append(p.Decisions, placement.Decision{Guest: g, Node: node, Outcome: placement.OutcomeSkipped, Summary: "below min improvement"})
 		}
 	}
-	return Planning{Plan: p, Quorate: f.quorate, Tags: map[string][]string{}}, nil
+	return Planning{Plan: p, Quorate: f.quorate, Tags: f.tags}, nil
 }
 
 func (f *fakePlanner) Ready(context.Context) error { return f.ready }

@@ -81,6 +81,8 @@ type Options struct {
 	// QueueSize bounds the distinct planning requests waiting (default 256); further ones are dropped and
 	// counted.
 	QueueSize int
+	// PlanningInterval queues a cluster-wide rebalance plan this often; 0 plans only on alerts and requests.
+	PlanningInterval time.Duration
 	// Reload re-reads the configuration; nil disables /-/reload.
 	Reload func(ctx context.Context) (Settings, error)
 }
@@ -98,6 +100,7 @@ type Server struct {
 	queue    *requestQueue
 	reloader *reloader
 	router   *mux.Router
+	interval time.Duration
 
 	mu sync.Mutex
 	// alertPlans maps an alert fingerprint to the plan its firing created, so its resolution withdraws it.
@@ -125,7 +128,7 @@ func New(o Options) (*Server, error) {
 	}
 	s := &Server{
 		planner: o.Planner, exec: o.Executor, store: o.Store, logger: o.Logger, now: o.Now, registry: o.Registry,
-		queue: newRequestQueue(o.QueueSize), alertPlans: map[string]string{},
+		queue: newRequestQueue(o.QueueSize), alertPlans: map[string]string{}, interval: o.PlanningInterval,
 	}
 	s.metrics = newMetrics(o.Registry)
 	st := o.Settings
@@ -163,6 +166,22 @@ func (s *Server) Run(ctx context.Context) {
 			}
 		}
 	})
+	if s.interval > 0 {
+		wg.Go(func() {
+			t := time.NewTicker(s.interval)
+			defer t.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-t.C:
+					if !s.queue.add(planKey{Action: placement.ActionRebalance}, "schedule", "") {
+						s.metrics.queueDropped.Inc()
+					}
+				}
+			}
+		})
+	}
 	if err := s.refreshGauges(ctx); err != nil {
 		level.Warn(s.logger).Log("msg", "reading the store for metrics", "err", err)
 	}

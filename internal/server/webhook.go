@@ -13,6 +13,7 @@ import (
 	"github.com/go-kit/log/level"
 
 	"github.com/proxbalance/proxbalance/internal/placement"
+	"github.com/proxbalance/proxbalance/internal/policy"
 	"github.com/proxbalance/proxbalance/internal/store"
 )
 
@@ -288,6 +289,23 @@ func (s *Server) resolveAlert(ctx context.Context, key planKey, fingerprint stri
 	s.refreshPlanGauge(ctx)
 }
 
+// maxAlertPlans bounds the fingerprint → plan index; past it, a resolved alert no longer withdraws its plan
+// (the plan still expires with its TTL).
+const maxAlertPlans = 4096
+
+// runAutomatically approves a fresh plan on automation's behalf and runs what the gates allow.
+func (s *Server) runAutomatically(ctx context.Context, rec store.PlanRecord) {
+	approved, err := s.store.Approve(ctx, store.Approval{PlanID: rec.ID(), By: "auto", At: s.now()})
+	if err != nil {
+		level.Error(s.logger).Log("msg", "approving a plan automatically", "plan", rec.ID(), "err", err)
+		return
+	}
+	if _, err := s.executeApproved(ctx, approved, nil, "auto", false); err != nil {
+		level.Error(s.logger).Log("msg", "running a plan automatically", "plan", rec.ID(), "err", err)
+	}
+	s.refreshPlanGauge(ctx)
+}
+
 // planWorker makes one plan per queued request, one at a time.
 func (s *Server) planWorker(ctx context.Context) {
 	for {
@@ -309,11 +327,13 @@ func (s *Server) planWorker(ctx context.Context) {
 			}
 			s.mu.Lock()
 			for _, f := range p.fingerprints {
-				s.alertPlans[f] = rec.ID()
+				if f != "" && len(s.alertPlans) < maxAlertPlans {
+					s.alertPlans[f] = rec.ID()
+				}
 			}
 			s.mu.Unlock()
-			if s.current().Gates.Mode == "auto" {
-				s.executeApproved(ctx, rec, nil, "auto", false)
+			if s.current().Gates.Mode == policy.ModeAuto && rec.State == store.PlanPending && len(rec.Plan.Moves) > 0 {
+				s.runAutomatically(ctx, rec)
 			}
 		}
 	}
