@@ -1,0 +1,217 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-kit/log"
+
+	"github.com/proxbalance/proxbalance/internal/config"
+	"github.com/proxbalance/proxbalance/internal/executor"
+	"github.com/proxbalance/proxbalance/internal/promtest"
+	"github.com/proxbalance/proxbalance/internal/pve"
+	"github.com/proxbalance/proxbalance/internal/pvesim"
+	"github.com/proxbalance/proxbalance/internal/pvesim/pvesimtest"
+)
+
+// writeConfig writes a balancer config and its token files into a temp dir and returns the config path.
+func writeConfig(t *testing.T, pveURL, promURL, listen, mode string) string {
+	t.Helper()
+	dir := t.TempDir()
+	for name, secret := range map[string]string{"pve-token": pvesimtest.TokenSecret, "api-token": "serve-api-token", "webhook-token": "serve-webhook-token"} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(secret+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	yml := fmt.Sprintf(`pve:
+  url: %s
+  token_id: %s
+  token_secret_file: %s/pve-token
+prometheus:
+  url: %s
+mode: %s
+store:
+  path: %s/state.db
+web:
+  listen_address: %s
+auth:
+  token_file: %s/api-token
+  webhook_token_file: %s/webhook-token
+plans:
+  interval: 0s
+`, pveURL, pvesim.AdminTokenID, dir, promURL, mode, dir, listen, dir, dir)
+	p := filepath.Join(dir, "pb-balancer.yml")
+	if err := os.WriteFile(p, []byte(yml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestServeConfigCheck(t *testing.T) {
+	path := writeConfig(t, "http://127.0.0.1:1", "http://127.0.0.1:2", "127.0.0.1:0", "manual")
+	var stdout, stderr bytes.Buffer
+	if code := run(context.Background(), []string{"serve", "-config.file", path, "-config.check"}, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	out := stdout.String()
+	if !strings.Contains(out, "valid") || !strings.Contains(out, "mode: manual") {
+		t.Errorf("output:\n%s", out)
+	}
+	for _, secret := range []string{pvesimtest.TokenSecret, "serve-api-token", "serve-webhook-token"} {
+		if strings.Contains(out+stderr.String(), secret) {
+			t.Errorf("-config.check printed a secret")
+		}
+	}
+}
+
+func TestServeBadConfig(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "bad.yml")
+	if err := os.WriteFile(p, []byte("pve:\n  url: https://127.0.0.1:8006\n  token_id: a@pam!b\nmode: yolo\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	code := run(context.Background(), []string{"serve", "-config.file", p}, &stdout, &stderr)
+	if code != 1 || !strings.Contains(stderr.String(), `line 4: mode: "yolo": want dry-run, manual or auto`) {
+		t.Errorf("exit %d, stderr %s", code, stderr.String())
+	}
+	if code := run(context.Background(), []string{"serve", "-log.level", "loud"}, &stdout, &stderr); code != 2 {
+		t.Errorf("bad flag: exit %d", code)
+	}
+}
+
+// idleExecutor is an executor with nothing journaled: serve's wiring is under test, not migrations.
+type idleExecutor struct{ reconciled bool }
+
+func (e *idleExecutor) Execute(_ context.Context, req executor.Request) executor.Result {
+	return executor.Result{Request: req, Outcome: executor.OutcomeRefused}
+}
+func (e *idleExecutor) Active(context.Context) ([]executor.ActiveMigration, error) { return nil, nil }
+func (e *idleExecutor) TaskLog(context.Context, uint64) ([]pve.TaskLogLine, error) { return nil, nil }
+func (e *idleExecutor) Reconcile(context.Context) (executor.ReconcileReport, error) {
+	e.reconciled = true
+	return executor.ReconcileReport{}, nil
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func TestServeWiring(t *testing.T) {
+	sim := pvesimtest.Start(t, pvesimtest.WithPlainHTTP())
+	prom := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/api/v1/status/buildinfo" {
+			fmt.Fprint(w, `{"status":"success","data":{"version":"3.0.0"}}`)
+			return
+		}
+		http.NotFound(w, r)
+	}))
+	defer prom.Close()
+	listen := promtest.FreeAddr(t)
+	path := writeConfig(t, sim.BaseURL, prom.URL, listen, "dry-run")
+	cfg, err := config.LoadFile(path, config.OSEnv())
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &lockedBuffer{}
+	exec := &idleExecutor{}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- serve(ctx, path, cfg, config.OSEnv(), func(executor.Config) (balancerExecutor, error) { return exec, nil }, log.NewLogfmtLogger(logs))
+	}()
+	base := "http://" + listen
+	var resp *http.Response
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		resp, err = http.Get(base + "/-/ready")
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not listening: %v\n%s", err, logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("ready: %d %s", resp.StatusCode, body)
+	}
+	if !exec.reconciled {
+		t.Error("serve did not reconcile the journal before serving")
+	}
+	do := func(method, path, token string) int {
+		req, _ := http.NewRequest(method, base+path, nil)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := do(http.MethodPost, "/-/reload", "serve-api-token"); code != http.StatusOK {
+		t.Errorf("reload: %d", code)
+	}
+	if code := do(http.MethodPut, "/api/v1/nodes/pve3/maintenance", "serve-webhook-token"); code != http.StatusUnauthorized {
+		t.Errorf("maintenance with the webhook token: %d", code)
+	}
+	if code := do(http.MethodPut, "/api/v1/nodes/pve3/maintenance", "serve-api-token"); code != http.StatusOK {
+		t.Errorf("maintenance: %d", code)
+	}
+	// The fake Prometheus has no history: the balancer refuses to plan and says why, rather than guessing.
+	resp, err = http.Get(base + "/api/v1/nodes/pve3/evacuation")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "reading history from Prometheus") {
+		t.Errorf("evacuation without history: %d %s", resp.StatusCode, body)
+	}
+	resp, err = http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{`proxbalance_node_maintenance{node="pve3"} 1`, "proxbalance_config_last_reload_successful 1", "go_goroutines"} {
+		if !strings.Contains(string(metrics), want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("serve: %v", err)
+	}
+	for _, secret := range []string{pvesimtest.TokenSecret, "serve-api-token", "serve-webhook-token"} {
+		if strings.Contains(logs.String(), secret) {
+			t.Errorf("a log line shows a secret:\n%s", logs.String())
+		}
+	}
+}
