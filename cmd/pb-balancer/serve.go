@@ -171,7 +171,8 @@ func serve(ctx context.Context, configFile string, cfg *config.Resolved, env con
 			},
 		},
 		Executor: exec, Store: db, Settings: serverSettings(cfg), Logger: log.With(logger, "component", "server"),
-		Registry: reg, PlanningInterval: cfg.Plans.Interval,
+		Departures: &server.PrometheusDepartures{API: prom, Selector: cfg.Prometheus.Selector},
+		Registry:   reg, PlanningInterval: cfg.Plans.Interval,
 		Reload: func(context.Context) (server.Settings, error) {
 			next, err := config.LoadFile(configFile, env)
 			if err != nil {

@@ -78,7 +78,7 @@ func (p *LivePlanner) Ready(ctx context.Context) error {
 	}
 	if p.PrometheusReady != nil {
 		if err := p.PrometheusReady(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("Prometheus: %w", err))
+			errs = append(errs, fmt.Errorf("prometheus: %w", err))
 		}
 	}
 	return errors.Join(errs...)

@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/go-kit/log/level"
@@ -238,22 +240,23 @@ func (s *Server) handleApprove(w http.ResponseWriter, r *http.Request) {
 	if req.By == "" {
 		req.By = "api"
 	}
+	// Re-validate first: when live state or history cannot be read, the plan stays pending and can be approved
+	// again later.
+	verdicts, reqs, err := s.vet(r.Context(), rec, req.Moves, req.By, true)
+	if err != nil {
+		writeError(w, http.StatusServiceUnavailable, "re-validating plan %s: %v", rec.ID(), err)
+		return
+	}
 	approved, err := s.store.Approve(r.Context(), store.Approval{PlanID: rec.ID(), By: req.By, At: s.now(), Moves: req.Moves, Comment: req.Comment})
 	if err != nil {
 		writeError(w, http.StatusConflict, "approving plan %s: %v", rec.ID(), err)
 		return
 	}
-	idx := req.Moves
-	if len(idx) == 0 {
-		for i := range rec.Plan.Moves {
-			idx = append(idx, i)
-		}
+	chosen := len(req.Moves)
+	if chosen == 0 {
+		chosen = len(rec.Plan.Moves)
 	}
-	verdicts, err := s.executeApproved(r.Context(), approved, idx, req.By, true)
-	if err != nil {
-		writeError(w, http.StatusServiceUnavailable, "re-validating plan %s: %v", rec.ID(), err)
-		return
-	}
+	s.start(r.Context(), rec.ID(), reqs, chosen)
 	s.refreshPlanGauge(r.Context())
 	if cur, err := s.store.Plan(r.Context(), rec.ID()); err == nil {
 		approved = cur
@@ -261,10 +264,10 @@ func (s *Server) handleApprove(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusAccepted, approveResponse{Plan: approved, Moves: verdicts})
 }
 
-// executeApproved re-validates the chosen moves against a fresh plan made on live PVE state and fresh metrics,
-// passes them through the policy gates and hands the survivors to the executor in the background.
-// indexes nil means every move. approved says an operator approved (manual mode) rather than automation.
-func (s *Server) executeApproved(ctx context.Context, rec store.PlanRecord, indexes []int, by string, approved bool) ([]MoveVerdict, error) {
+// vet re-validates the chosen moves against a fresh plan made on live PVE state and fresh metrics and passes
+// them through the policy gates. It returns a verdict per chosen move and the executor requests of those that
+// may start. indexes nil means every move; approved says an operator approved rather than automation.
+func (s *Server) vet(ctx context.Context, rec store.PlanRecord, indexes []int, by string, approved bool) ([]MoveVerdict, []executor.Request, error) {
 	if indexes == nil {
 		for i := range rec.Plan.Moves {
 			indexes = append(indexes, i)
@@ -272,7 +275,7 @@ func (s *Server) executeApproved(ctx context.Context, rec store.PlanRecord, inde
 	}
 	fresh, err := s.plan(ctx, placement.Request{Action: rec.Plan.Action, Node: rec.Plan.Node, Trigger: rec.Trigger})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	settings := s.current()
 	verdicts := make([]MoveVerdict, 0, len(indexes))
@@ -293,7 +296,7 @@ func (s *Server) executeApproved(ctx context.Context, rec store.PlanRecord, inde
 	}
 	journal, departures, err := s.recentMoves(ctx, pm)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	gv := policy.Evaluate(settings.Gates, policy.Input{
 		Now: s.now(), Quorate: fresh.Quorate, Running: fresh.RunningMigrations, Approved: approved,
@@ -321,16 +324,20 @@ func (s *Server) executeApproved(ctx context.Context, rec store.PlanRecord, inde
 	for _, v := range verdicts {
 		level.Info(s.logger).Log("msg", "move verdict", "plan", rec.ID(), "index", v.Index, "guest", v.Guest, "outcome", v.Outcome, "reasons", strings.Join(v.Reasons, ","))
 	}
+	return verdicts, reqs, nil
+}
+
+// start hands moves to the executor in the background; chosen is how many moves were approved.
+func (s *Server) start(ctx context.Context, planID string, reqs []executor.Request, chosen int) {
 	if len(reqs) == 0 {
-		return verdicts, nil
+		return
 	}
 	s.running.Add(1)
 	s.metrics.inFlight.Add(float64(len(reqs)))
 	go func() {
 		defer s.running.Done()
-		s.runMoves(context.WithoutCancel(ctx), rec.ID(), reqs, len(indexes))
+		s.runMoves(context.WithoutCancel(ctx), planID, reqs, chosen)
 	}()
-	return verdicts, nil
 }
 
 // runMoves executes moves in plan order (each is valid on the cluster the earlier ones leave) and settles the
@@ -434,6 +441,15 @@ func (s *Server) recentMoves(ctx context.Context, moves []policy.Move) ([]policy
 		} else if ok {
 			ds = append(ds, policy.Departure{Guest: m.Guest, Node: m.Target, LeftAt: at})
 		}
+	}
+	if s.depart != nil && len(seen) > 0 {
+		guests := slices.Sorted(maps.Keys(seen))
+		more, err := s.depart.Departures(ctx, s.now(), s.current().Gates.RollbackWindow, guests)
+		if err != nil {
+			// Without the placement history the rollback gate cannot be proven to hold: refuse, say why.
+			return nil, nil, err
+		}
+		ds = append(ds, more...)
 	}
 	return js, ds, nil
 }

@@ -81,6 +81,9 @@ type Options struct {
 	// QueueSize bounds the distinct planning requests waiting (default 256); further ones are dropped and
 	// counted.
 	QueueSize int
+	// Departures adds Prometheus' placement history to the journal for the rollback window; nil uses the
+	// journal only.
+	Departures DepartureSource
 	// PlanningInterval queues a cluster-wide rebalance plan this often; 0 plans only on alerts and requests.
 	PlanningInterval time.Duration
 	// Reload re-reads the configuration; nil disables /-/reload.
@@ -101,6 +104,7 @@ type Server struct {
 	reloader *reloader
 	router   *mux.Router
 	interval time.Duration
+	depart   DepartureSource
 
 	mu sync.Mutex
 	// alertPlans maps an alert fingerprint to the plan its firing created, so its resolution withdraws it.
@@ -129,6 +133,7 @@ func New(o Options) (*Server, error) {
 	s := &Server{
 		planner: o.Planner, exec: o.Executor, store: o.Store, logger: o.Logger, now: o.Now, registry: o.Registry,
 		queue: newRequestQueue(o.QueueSize), alertPlans: map[string]string{}, interval: o.PlanningInterval,
+		depart: o.Departures,
 	}
 	s.metrics = newMetrics(o.Registry)
 	st := o.Settings

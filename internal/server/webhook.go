@@ -293,16 +293,22 @@ func (s *Server) resolveAlert(ctx context.Context, key planKey, fingerprint stri
 // (the plan still expires with its TTL).
 const maxAlertPlans = 4096
 
-// runAutomatically approves a fresh plan on automation's behalf and runs what the gates allow.
+// runAutomatically re-validates a fresh plan, approves it on automation's behalf when at least one move passes
+// every gate, and runs those moves. A plan with nothing to run stays pending for an operator.
 func (s *Server) runAutomatically(ctx context.Context, rec store.PlanRecord) {
-	approved, err := s.store.Approve(ctx, store.Approval{PlanID: rec.ID(), By: "auto", At: s.now()})
+	_, reqs, err := s.vet(ctx, rec, nil, "auto", false)
 	if err != nil {
+		level.Error(s.logger).Log("msg", "re-validating a plan for automatic execution", "plan", rec.ID(), "err", err)
+		return
+	}
+	if len(reqs) == 0 {
+		return
+	}
+	if _, err := s.store.Approve(ctx, store.Approval{PlanID: rec.ID(), By: "auto", At: s.now()}); err != nil {
 		level.Error(s.logger).Log("msg", "approving a plan automatically", "plan", rec.ID(), "err", err)
 		return
 	}
-	if _, err := s.executeApproved(ctx, approved, nil, "auto", false); err != nil {
-		level.Error(s.logger).Log("msg", "running a plan automatically", "plan", rec.ID(), "err", err)
-	}
+	s.start(ctx, rec.ID(), reqs, len(rec.Plan.Moves))
 	s.refreshPlanGauge(ctx)
 }
 
