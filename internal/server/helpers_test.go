@@ -154,7 +154,7 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-func newHarness(t *testing.T, st Settings, mut ...func(*Options)) *harness {
+func newHarness(t testing.TB, st Settings, mut ...func(*Options)) *harness {
 	t.Helper()
 	db, err := store.Open(filepath.Join(t.TempDir(), "state.db"), store.Options{Now: func() time.Time { return testNow }})
 	if err != nil {

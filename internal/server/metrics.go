@@ -69,7 +69,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"result"}),
 		webhookRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "webhook_requests_total",
-			Help: "Webhook requests by result (accepted, malformed, oversize, unauthorized, error).",
+			Help: "Webhook requests by result (accepted, malformed, oversize, unauthorized).",
 		}, []string{"result"}),
 		queueDropped: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: namespace, Name: "planning_queue_dropped_total",
@@ -94,7 +94,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	for _, r := range []string{"queued", "duplicate", "resolved", "ignored", "dropped"} {
 		m.webhookAlerts.WithLabelValues(r)
 	}
-	for _, r := range []string{"accepted", "malformed", "oversize", "unauthorized", "error"} {
+	for _, r := range []string{"accepted", "malformed", "oversize", "unauthorized"} {
 		m.webhookRequests.WithLabelValues(r)
 	}
 	for _, o := range []string{"succeeded", "failed", "refused", "held", "dry-run"} {

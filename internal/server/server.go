@@ -74,7 +74,7 @@ type Options struct {
 	Store    *store.Store
 	Settings Settings
 	Logger   log.Logger
-	// Registerer receives the balancer's metrics; nil means a fresh registry served on /metrics.
+	// Registry receives the balancer's metrics and is served on /metrics; nil means a fresh one.
 	Registry *prometheus.Registry
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
@@ -101,6 +101,7 @@ type Server struct {
 	metrics  *metrics
 	settings atomic.Pointer[Settings]
 	queue    *requestQueue
+	dedupe   *dedupeCache
 	reloader *reloader
 	router   *mux.Router
 	interval time.Duration
@@ -132,7 +133,7 @@ func New(o Options) (*Server, error) {
 	}
 	s := &Server{
 		planner: o.Planner, exec: o.Executor, store: o.Store, logger: o.Logger, now: o.Now, registry: o.Registry,
-		queue: newRequestQueue(o.QueueSize), alertPlans: map[string]string{}, interval: o.PlanningInterval,
+		queue: newRequestQueue(o.QueueSize), dedupe: newDedupeCache(dedupeFor, maxDeliveries), alertPlans: map[string]string{}, interval: o.PlanningInterval,
 		depart: o.Departures,
 	}
 	s.metrics = newMetrics(o.Registry)

@@ -47,7 +47,6 @@ type Alert struct {
 const (
 	LabelAction = "proxbalance_action"
 	LabelNode   = "node"
-	LabelGroup  = "group"
 )
 
 // DecodeMessage reads a webhook body. It fails on malformed JSON, a version other than 4 and alerts without a
@@ -78,8 +77,8 @@ func DecodeMessage(r io.Reader) (*Message, error) {
 // planKey identifies what a firing alert asks for; a storm of alerts with one key makes one plan.
 type planKey struct {
 	Action placement.Action
-	Node   string
-	Group  string
+	// Node is the node to relieve or evacuate; empty for cluster-wide actions.
+	Node string
 }
 
 // Mapping is what the balancer makes of one alert.
@@ -89,7 +88,8 @@ type Mapping struct {
 	Ignored string
 }
 
-// MapAlert reads an alert's proxbalance_action, node and group labels.
+// MapAlert reads an alert's proxbalance_action and node labels. (The group label of anti-affinity alerts is
+// informational: the planner repairs every group.)
 func MapAlert(a Alert) Mapping {
 	action := placement.Action(a.Labels[LabelAction])
 	node := a.Labels[LabelNode]
@@ -101,11 +101,10 @@ func MapAlert(a Alert) Mapping {
 			return Mapping{Ignored: fmt.Sprintf("action %s without a %s label", action, LabelNode)}
 		}
 		return Mapping{Key: planKey{Action: action, Node: node}}
-	case placement.ActionRebalance:
+	case placement.ActionRebalance, placement.ActionRepairAntiAffinity:
+		// Cluster-wide actions: the planner repairs every group at once, so alerts for several nodes or groups
+		// coalesce into one plan.
 		return Mapping{Key: planKey{Action: action}}
-	case placement.ActionRepairAntiAffinity:
-		// The planner repairs every group at once; group is kept so one plan per violated group is asked.
-		return Mapping{Key: planKey{Action: action, Group: a.Labels[LabelGroup]}}
 	}
 	return Mapping{Ignored: fmt.Sprintf("unknown action %q", action)}
 }
@@ -198,8 +197,11 @@ func (q *requestQueue) len() int {
 }
 
 // dedupeFor is how long a (fingerprint, startsAt, status) triple is remembered; HA pairs and retries deliver
-// within minutes.
-const dedupeFor = 24 * time.Hour
+// within minutes. maxDeliveries bounds the memory this takes (about 100 bytes each).
+const (
+	dedupeFor     = 24 * time.Hour
+	maxDeliveries = 100_000
+)
 
 // webhookResult is the webhook's answer: what became of each alert.
 type webhookResult struct {
@@ -227,14 +229,7 @@ func (s *Server) handleAlerts(w http.ResponseWriter, r *http.Request) {
 	var res webhookResult
 	now := s.now()
 	for _, a := range msg.Alerts {
-		first, err := s.store.MarkWebhook(r.Context(), store.WebhookKey{Fingerprint: a.Fingerprint, StartsAt: a.StartsAt, Status: a.Status}, now, now.Add(dedupeFor))
-		if err != nil {
-			s.metrics.webhookRequests.WithLabelValues("error").Inc()
-			level.Error(s.logger).Log("msg", "recording a webhook delivery", "err", err)
-			// 5xx: Alertmanager retries, and the alerts already marked are deduplicated then.
-			writeError(w, http.StatusInternalServerError, "recording the delivery: %v", err)
-			return
-		}
+		first := s.dedupe.first(deliveryKey{a.Fingerprint, a.StartsAt.UnixNano(), a.Status}, now)
 		if !first {
 			res.Duplicate++
 			s.metrics.webhookAlerts.WithLabelValues("duplicate").Inc()
@@ -251,7 +246,10 @@ func (s *Server) handleAlerts(w http.ResponseWriter, r *http.Request) {
 			s.metrics.webhookAlerts.WithLabelValues("resolved").Inc()
 			s.resolveAlert(r.Context(), m.Key, a.Fingerprint)
 		default:
-			trigger := fmt.Sprintf("alert:%s %s", a.Labels["alertname"], m.Key.Node)
+			trigger := "alert:" + a.Labels["alertname"]
+			if m.Key.Node != "" {
+				trigger += " " + m.Key.Node
+			}
 			if s.queue.add(m.Key, trigger, a.Fingerprint) {
 				res.Queued++
 				s.metrics.webhookAlerts.WithLabelValues("queued").Inc()

@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/proxbalance/proxbalance/internal/placement"
 	"github.com/proxbalance/proxbalance/internal/policy"
@@ -20,11 +21,11 @@ func TestAlertmanagerCaptures(t *testing.T) {
 		status string
 		key    planKey
 	}{
-		"am025-1-firing-PVEAntiAffinityViolation.json": {"firing", planKey{Action: placement.ActionRepairAntiAffinity, Group: "exclude_database"}},
+		"am025-1-firing-PVEAntiAffinityViolation.json": {"firing", planKey{Action: placement.ActionRepairAntiAffinity}},
 		"am025-2-firing-PVENodeCPUPressure.json":       {"firing", planKey{Action: placement.ActionRelieve, Node: "pve2"}},
 		"am025-3-firing-PVENodeMemoryPressure.json":    {"firing", planKey{Action: placement.ActionRelieve, Node: "pve2"}},
 		"am025-4-resolved-PVENodeCPUPressure.json":     {"resolved", planKey{Action: placement.ActionRelieve, Node: "pve2"}},
-		"am035-1-firing-PVEAntiAffinityViolation.json": {"firing", planKey{Action: placement.ActionRepairAntiAffinity, Group: "exclude_database"}},
+		"am035-1-firing-PVEAntiAffinityViolation.json": {"firing", planKey{Action: placement.ActionRepairAntiAffinity}},
 		"am035-2-firing-PVENodeMemoryPressure.json":    {"firing", planKey{Action: placement.ActionRelieve, Node: "pve2"}},
 		"am035-3-firing-PVENodeCPUPressure.json":       {"firing", planKey{Action: placement.ActionRelieve, Node: "pve2"}},
 		"am035-4-resolved-PVENodeCPUPressure.json":     {"resolved", planKey{Action: placement.ActionRelieve, Node: "pve2"}},
@@ -68,6 +69,7 @@ func TestMapAlert(t *testing.T) {
 		{map[string]string{LabelAction: "relieve"}, planKey{}, "action relieve without a node label"},
 		{map[string]string{LabelAction: "evacuate", LabelNode: "pve3"}, planKey{Action: placement.ActionEvacuate, Node: "pve3"}, ""},
 		{map[string]string{LabelAction: "rebalance", LabelNode: "pve3"}, planKey{Action: placement.ActionRebalance}, ""},
+		{map[string]string{LabelAction: "repair-anti-affinity", LabelNode: "pve3", "group": "exclude_db"}, planKey{Action: placement.ActionRepairAntiAffinity}, ""},
 		{map[string]string{LabelAction: "reboot", LabelNode: "pve3"}, planKey{}, `unknown action "reboot"`},
 	}
 	for _, c := range cases {
@@ -250,4 +252,35 @@ func FuzzDecodeMessage(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestDedupeCache(t *testing.T) {
+	c := newDedupeCache(time.Hour, 3)
+	k := func(fp string) deliveryKey { return deliveryKey{fp, 1, "firing"} }
+	steps := []struct {
+		key   string
+		at    time.Duration
+		first bool
+	}{
+		{"a", 0, true},
+		{"a", time.Minute, false},               // the HA twin
+		{"b", time.Minute, true},                //
+		{"a", time.Hour, true},                  // expired: remembered again
+		{"c", time.Hour, true},                  //
+		{"d", time.Hour, true},                  // full: the oldest (b) goes
+		{"b", time.Hour + time.Minute, true},    // b was evicted
+		{"d", time.Hour + 2*time.Minute, false}, //
+	}
+	for i, s := range steps {
+		if got := c.first(k(s.key), testNow.Add(s.at)); got != s.first {
+			t.Errorf("step %d (%s at %v): first = %v, want %v", i, s.key, s.at, got, s.first)
+		}
+		if c.len() > 3 {
+			t.Fatalf("step %d: %d entries, bound 3", i, c.len())
+		}
+	}
+	// A resolved delivery of the same alert is a new state, not a duplicate.
+	if !c.first(deliveryKey{"d", 1, "resolved"}, testNow.Add(time.Hour+3*time.Minute)) {
+		t.Error("resolved after firing counted as a duplicate")
+	}
 }
