@@ -4,9 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-kit/log"
+	"github.com/go-kit/log/level"
 
 	"github.com/proxbalance/proxbalance/internal/placement"
 	"github.com/proxbalance/proxbalance/internal/pve"
@@ -37,13 +42,20 @@ type Migrator interface {
 type Config struct {
 	PVE   PVE
 	Store *store.Store
-	// DryRun records every move that passes the checks instead of requesting it.
+	// DryRun records every move that passes the checks instead of requesting it (see also SetDryRun).
 	DryRun bool
 	// MaxConcurrent caps migrations running in the cluster (counted from /cluster/tasks, whoever started
 	// them); 0 means 1.
 	MaxConcurrent int
 	// PollInterval is how often a running task is polled; 0 means 2s.
 	PollInterval time.Duration
+	// RetryBackoff is the first wait before a transient read failure of a check is retried (at most
+	// RetryAttempts tries in all, doubling the wait); 0 means 1s.
+	RetryBackoff  time.Duration
+	RetryAttempts int
+	// HAHandoffTimeout bounds the wait for the HA stack to start the real migration after an "hamigrate"
+	// request task; 0 means 2 minutes.
+	HAHandoffTimeout time.Duration
 	// Now is the clock (journal stamps, elapsed times); nil means time.Now.
 	Now    func() time.Time
 	Logger log.Logger
@@ -76,51 +88,160 @@ type Result struct {
 // Executor runs moves. Its methods are safe for concurrent use.
 type Executor struct {
 	cfg     Config
+	logger  log.Logger
 	metrics *metrics
-}
+	dryRun  atomic.Bool
 
-var errNotImplemented = errors.New("executor: not implemented yet")
+	// start is precheck → idempotency → execute; finish is follow → verify. startMu serialises starts so
+	// that concurrent Executes cannot both pass the max-concurrent check before either task is visible.
+	start, finish MultiStage
+	startMu       sync.Mutex
+
+	mu sync.Mutex
+	// following holds the journal IDs this process follows, so Reconcile leaves them alone.
+	following map[uint64]bool
+}
 
 // New checks cfg and builds an executor.
 func New(cfg Config) (*Executor, error) {
 	if cfg.PVE == nil || cfg.Store == nil {
-		return nil, fmt.Errorf("executor: PVE client and store are required")
+		return nil, errors.New("executor: PVE client and store are required")
 	}
-	return &Executor{cfg: cfg, metrics: newMetrics()}, errNotImplemented
+	if cfg.MaxConcurrent < 0 {
+		return nil, fmt.Errorf("executor: max concurrent migrations %d is negative", cfg.MaxConcurrent)
+	}
+	if cfg.MaxConcurrent == 0 {
+		cfg.MaxConcurrent = 1
+	}
+	if cfg.PollInterval <= 0 {
+		cfg.PollInterval = 2 * time.Second
+	}
+	if cfg.RetryBackoff <= 0 {
+		cfg.RetryBackoff = time.Second
+	}
+	if cfg.RetryAttempts <= 0 {
+		cfg.RetryAttempts = 3
+	}
+	if cfg.HAHandoffTimeout <= 0 {
+		cfg.HAHandoffTimeout = 2 * time.Minute
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = log.NewNopLogger()
+	}
+	e := &Executor{cfg: cfg, logger: cfg.Logger, metrics: newMetrics(), following: map[uint64]bool{}}
+	e.dryRun.Store(cfg.DryRun)
+	e.start = MultiStage{
+		recorded(retrying(&precheckStage{e}, cfg.RetryAttempts, cfg.RetryBackoff)),
+		recorded(&idempotencyStage{e}),
+		recorded(&executeStage{e: e, real: cfg.PVE, fake: &DryRunMigrator{}}),
+	}
+	e.finish = MultiStage{recorded(&followStage{e}), recorded(&verifyStage{e})}
+	return e, nil
 }
+
+// SetDryRun switches between dry runs and real runs for the moves started afterwards (a config reload).
+func (e *Executor) SetDryRun(dryRun bool) { e.dryRun.Store(dryRun) }
+
+// DryRun reports whether moves are currently only recorded.
+func (e *Executor) DryRun() bool { return e.dryRun.Load() }
+
+func (e *Executor) now() time.Time { return e.cfg.Now().UTC() }
 
 // Execute runs one move through the pipeline and, when it was requested, follows it to its end. It blocks
 // until the task ends or ctx is done (then the outcome is unknown and the journal entry stays open for
-// Reconcile).
+// Reconcile). A refused or failed move is not retried.
 func (e *Executor) Execute(ctx context.Context, req Request) Result {
-	return Result{Request: req, Outcome: OutcomeFailed, Err: errNotImplemented}
+	a := &Attempt{Request: req, DryRun: e.DryRun()}
+	res := Result{Request: req, Start: e.now()}
+
+	e.startMu.Lock()
+	_, err := e.start.Exec(ctx, a)
+	e.startMu.Unlock()
+	if err == nil {
+		_, err = e.runFinish(ctx, a)
+	}
+
+	res.End = e.now()
+	res.Err, res.Records, res.JournalID, res.UPID = err, a.Records, a.Journal.ID, a.UPID
+	res.Outcome, res.Reason = outcomeOf(a, err)
+	e.metrics.moves.WithLabelValues(string(res.Outcome), string(res.Reason)).Inc()
+	kv := []any{"plan", req.PlanID, "move", req.MoveIndex, "guest", req.Move.Guest, "source", req.Move.Source,
+		"target", req.Move.Target, "outcome", res.Outcome, "journal_id", res.JournalID}
+	if res.UPID != "" {
+		kv = append(kv, "upid", res.UPID)
+	}
+	if err != nil {
+		kv = append(kv, "reason", res.Reason, "err", err)
+		level.Warn(e.logger).Log(append([]any{"msg", "move did not succeed"}, kv...)...)
+	} else {
+		level.Info(e.logger).Log(append([]any{"msg", "move done"}, kv...)...)
+	}
+	return res
+}
+
+// runFinish follows a requested move and verifies it, registering it so Reconcile leaves it alone.
+func (e *Executor) runFinish(ctx context.Context, a *Attempt) (bool, error) {
+	if a.DryRun {
+		return e.finish.Exec(ctx, a)
+	}
+	e.mu.Lock()
+	if e.following[a.Journal.ID] {
+		e.mu.Unlock()
+		return false, &StageError{Stage: "follow", Reason: ReasonDuplicate,
+			Err: fmt.Errorf("journal entry %d is already followed", a.Journal.ID)}
+	}
+	e.following[a.Journal.ID] = true
+	e.mu.Unlock()
+	e.metrics.inFlight.Inc()
+	defer func() {
+		e.metrics.inFlight.Dec()
+		e.mu.Lock()
+		delete(e.following, a.Journal.ID)
+		e.mu.Unlock()
+	}()
+	return e.finish.Exec(ctx, a)
+}
+
+// outcomeOf derives the outcome from what the journal says, so results and the journal cannot disagree.
+func outcomeOf(a *Attempt, err error) (Outcome, Reason) {
+	reason := ReasonNone
+	var se *StageError
+	if errors.As(err, &se) {
+		reason = se.Reason
+	} else if err != nil {
+		reason = ReasonAPIError
+	}
+	switch {
+	case a.Journal.ID == 0:
+		if err == nil {
+			return OutcomeFailed, ReasonJournalError // cannot happen: execute writes the journal
+		}
+		return OutcomeRefused, reason
+	case a.Journal.State == store.MoveDryRun:
+		return OutcomeDryRun, reason
+	case a.Journal.State == store.MoveSucceeded && err == nil:
+		return OutcomeSucceeded, ReasonNone
+	case !a.Journal.State.Final():
+		return OutcomeUnknown, reason
+	default:
+		return OutcomeFailed, reason
+	}
 }
 
 // Run executes moves one after the other. A failed move is not retried; the next move still runs. It stops
-// when ctx is done.
+// when ctx is done; moves not reached are not in the results.
 func (e *Executor) Run(ctx context.Context, reqs []Request) []Result {
-	return nil
-}
-
-// ReconcileReport says what Reconcile did with each unfinished journal entry.
-type ReconcileReport struct {
-	// Adopted: intent entries whose migration task was found started after the intent; now followed.
-	Adopted []store.JournalEntry
-	// NotStarted: intent entries without a task while the guest is still on its source; closed, not re-issued.
-	NotStarted []store.JournalEntry
-	// Closed: entries whose task had ended while the balancer was down, closed with the task's outcome.
-	Closed []store.JournalEntry
-	// Followed: entries whose task was still running; followed to its end and closed.
-	Followed []store.JournalEntry
-	// Unknown: entries whose task can no longer be found and whose outcome cannot be told from the guest.
-	Unknown []store.JournalEntry
-}
-
-// Reconcile closes the journal's unfinished entries against /cluster/tasks after a restart: no migration is
-// repeated and none is forgotten. It follows still-running tasks to their end, so it blocks until they end
-// or ctx is done; entries it could not settle stay open and the error says why.
-func (e *Executor) Reconcile(ctx context.Context) (ReconcileReport, error) {
-	return ReconcileReport{}, errNotImplemented
+	out := make([]Result, 0, len(reqs))
+	for _, r := range reqs {
+		if ctx.Err() != nil {
+			break
+		}
+		out = append(out, e.Execute(ctx, r))
+	}
+	return out
 }
 
 // ActiveMigration is a running migration and its progress.
@@ -129,12 +250,97 @@ type ActiveMigration struct {
 	Progress Progress
 }
 
-// Active returns the journal's running migrations with their progress read from the task logs.
+// maxLogLines bounds how much of a task log is read; a live migration logs about one line per second per
+// phase, and PVE caps the lines it returns per call anyway.
+const maxLogLines = 50000
+
+// Active returns the journal's unfinished migrations with their progress read from the task logs, oldest
+// first. A log that cannot be read leaves that migration's progress empty rather than failing the list.
 func (e *Executor) Active(ctx context.Context) ([]ActiveMigration, error) {
-	return nil, errNotImplemented
+	entries, err := e.cfg.Store.ActiveMoves(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]ActiveMigration, 0, len(entries))
+	for _, en := range entries {
+		am := ActiveMigration{Entry: en, Progress: Progress{Phase: PhaseStarting}}
+		if en.UPID != "" {
+			if lines, err := e.logLines(ctx, en.UPID); err == nil {
+				am.Progress = ParseProgress(lines)
+			} else {
+				level.Debug(e.logger).Log("msg", "reading task log for progress", "upid", en.UPID, "err", err)
+			}
+		}
+		if !en.StartedAt.IsZero() {
+			am.Progress.Elapsed = max(e.now().Sub(en.StartedAt), 0)
+		}
+		out = append(out, am)
+	}
+	return out, nil
 }
 
 // TaskLog returns the PVE task log of journal entry id (empty when the move never started).
 func (e *Executor) TaskLog(ctx context.Context, id uint64) ([]pve.TaskLogLine, error) {
-	return nil, errNotImplemented
+	en, err := e.cfg.Store.Move(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if en.UPID == "" {
+		return nil, nil
+	}
+	lines, err := e.cfg.PVE.TaskLog(ctx, en.UPID, 0, maxLogLines)
+	if err != nil {
+		return nil, fmt.Errorf("reading log of journal entry %d: %w", id, err)
+	}
+	return lines, nil
+}
+
+func (e *Executor) logLines(ctx context.Context, upid string) ([]string, error) {
+	lines, err := e.cfg.PVE.TaskLog(ctx, upid, 0, maxLogLines)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, len(lines))
+	for i, l := range lines {
+		out[i] = l.Text
+	}
+	return out, nil
+}
+
+// lastErrorLine is the last "ERROR:" line of a task log without its time stamp; "TASK ERROR" is left out
+// because it repeats the exit status.
+func lastErrorLine(lines []string) string {
+	for i := len(lines) - 1; i >= 0; i-- {
+		_, text := splitTimestamp(lines[i])
+		if strings.HasPrefix(text, "TASK ERROR") {
+			continue
+		}
+		if strings.Contains(text, "ERROR:") {
+			return text
+		}
+	}
+	return ""
+}
+
+// parseGuest turns "qemu/105" into its type and vmid.
+func parseGuest(id string) (pve.GuestType, int, error) {
+	t, n, ok := strings.Cut(id, "/")
+	if !ok {
+		return "", 0, fmt.Errorf("guest %q: want type/vmid", id)
+	}
+	gt := pve.GuestType(t)
+	if gt != pve.TypeQEMU && gt != pve.TypeLXC {
+		return "", 0, fmt.Errorf("guest %q: unknown type %q (want qemu or lxc)", id, t)
+	}
+	vmid, err := strconv.Atoi(n)
+	if err != nil || vmid <= 0 {
+		return "", 0, fmt.Errorf("guest %q: bad vmid %q", id, n)
+	}
+	return gt, vmid, nil
+}
+
+// isMigrationTask reports task types that move a guest. An HA request ("hamigrate") counts: it is followed by
+// the real migration a few seconds later.
+func isMigrationTask(typ string) bool {
+	return typ == "qmigrate" || typ == "vzmigrate" || typ == "hamigrate"
 }

@@ -31,6 +31,11 @@ const (
 	ReasonAPIError       Reason = "api_error"       // PVE could not be asked (after bounded retries)
 	ReasonJournalError   Reason = "journal_error"   // the store could not be written: nothing is attempted
 	ReasonCanceled       Reason = "canceled"        // the context ended (shutdown) before the outcome was known
+	// ReasonInterrupted: the balancer stopped between journaling the intent and requesting the migration,
+	// and no task was found after the restart. The move is closed as not started and never re-issued.
+	ReasonInterrupted Reason = "interrupted"
+	// ReasonLost: the task can no longer be found or read after a restart.
+	ReasonLost Reason = "lost"
 )
 
 // Reasons lists every non-empty reason, for metrics that must show zero counts.
@@ -38,7 +43,7 @@ var Reasons = []Reason{
 	ReasonNoQuorum, ReasonSourceOffline, ReasonTargetOffline, ReasonGuestNotFound, ReasonGuestMoved,
 	ReasonGuestLocked, ReasonActiveTask, ReasonMaxConcurrent, ReasonPreconditionDenied, ReasonLocalResources,
 	ReasonInvalidMove, ReasonDuplicate, ReasonMigrateRefused, ReasonTaskFailed, ReasonVerifyFailed,
-	ReasonAPIError, ReasonJournalError, ReasonCanceled,
+	ReasonAPIError, ReasonJournalError, ReasonCanceled, ReasonInterrupted, ReasonLost,
 }
 
 // Outcome is how a move ended.

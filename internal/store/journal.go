@@ -271,7 +271,6 @@ func (s *Store) scanNewest(ctx context.Context, what string, fn func(*JournalEnt
 	})
 }
 
-
 // last returns the newest entry matching q.
 func (s *Store) last(ctx context.Context, q JournalQuery) (JournalEntry, bool, error) {
 	q.Limit = 1
