@@ -22,7 +22,12 @@ var largeSpec = genSpec{seed: 42, nodes: 64, guests: 5000, T: 2016, step: 5 * ti
 // BenchmarkPlanRebalanceLarge plans a rebalance of largeSpec (goal: ≤ 1 s per plan on 2 cores).
 //
 //	go test -run '^$' -bench PlanRebalanceLarge -benchmem ./internal/placement
-func BenchmarkPlanRebalanceLarge(b *testing.B) {
+func BenchmarkPlanRebalanceLarge(b *testing.B) { benchPlan(b, rebalance) }
+
+// BenchmarkPlanEvacuateLarge empties a node of largeSpec (every guest placed, no improvement bar).
+func BenchmarkPlanEvacuateLarge(b *testing.B) { benchPlan(b, evacuate("pve02")) }
+
+func benchPlan(b *testing.B, req Request) {
 	st := generate(largeSpec)
 	pol := DefaultPolicy()
 	b.ReportAllocs()
@@ -30,7 +35,7 @@ func BenchmarkPlanRebalanceLarge(b *testing.B) {
 	cpu0 := cpuTime()
 	for b.Loop() {
 		var err error
-		p, err = Compute(st, pol, rebalance)
+		p, err = Compute(st, pol, req)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -48,6 +48,8 @@ func TestComputeRejectsInvalidInput(t *testing.T) {
 	dupGuest := cluster(nodesN(2), []Guest{guest(101), guest(101)})
 	badFlight := cluster(nodesN(2), []Guest{guest(101)}, inFlight("qemu/101", "pve1", "pve7"))
 	zeroCPU := cluster([]Node{node("pve1", cpus(0))}, nil)
+	noStep := cluster(nodesN(2), []Guest{guest(101)})
+	noStep.Step = 0
 	badPolicy := DefaultPolicy()
 	badPolicy.PeakQuantile = 2
 	cases := []struct {
@@ -63,6 +65,7 @@ func TestComputeRejectsInvalidInput(t *testing.T) {
 		{"guest listed twice", dupGuest, DefaultPolicy(), rebalance, "guest qemu/101: listed twice"},
 		{"in-flight to unknown node", badFlight, DefaultPolicy(), rebalance, `in-flight migration of qemu/101: unknown target "pve7"`},
 		{"online node without CPUs", zeroCPU, DefaultPolicy(), rebalance, "node pve1: online with 0 CPUs"},
+		{"series without a step", noStep, DefaultPolicy(), rebalance, "state: step 0s must be positive for series of 168 samples"},
 		{"unknown action", good, DefaultPolicy(), Request{Action: "shuffle"}, `unknown action "shuffle"`},
 		{"relieve without node", good, DefaultPolicy(), Request{Action: ActionRelieve}, "action relieve needs a node"},
 		{"evacuate unknown node", good, DefaultPolicy(), evacuate("pve5"), `action evacuate: unknown node "pve5"`},
@@ -239,5 +242,47 @@ func TestMaxMovesBoundsThePlan(t *testing.T) {
 	}
 	if skipped == 0 {
 		t.Errorf("no decision says MaxMovesReached: %+v", p.Decisions)
+	}
+}
+
+// Confidence falls with thinner data, a smaller margin over the bar and a bigger, riskier copy.
+func TestConfidenceReflectsDataMarginAndRisk(t *testing.T) {
+	conf := func(opts ...guestOpt) int {
+		t.Helper()
+		g := guest(101, append([]guestOpt{useCPU(6)}, opts...)...)
+		p := mustPlan(t, cluster(nodesN(2), []Guest{g, guest(102, useCPU(6), tags("ignore"))}), DefaultPolicy(), rebalance)
+		if len(p.Moves) != 1 {
+			t.Fatalf("moves = %v", movesOf(p))
+		}
+		return p.Moves[0].Confidence
+	}
+	full := conf()
+	if full < 90 {
+		t.Errorf("complete data, clear gain: confidence %d, want ≥ 90", full)
+	}
+	if c := conf(guestCoverage(0.6)); c >= full {
+		t.Errorf("coverage 0.6: confidence %d, want below %d", c, full)
+	}
+	if c := conf(localDisk("local-zfs", 200*GiB), ha()); c >= full {
+		t.Errorf("200 GiB local disk, HA: confidence %d, want below %d", c, full)
+	}
+}
+
+// PVE may already list a migrating guest on its target; the source still holds it until the task ends.
+func TestInFlightHoldsBothSidesWhereverTheGuestIsListed(t *testing.T) {
+	st := cluster(nodesN(3), []Guest{guest(300, on("pve2"), useCPU(7), tags("exclude_db"))},
+		inFlight("qemu/300", "pve1", "pve2"))
+	m, err := newModel(st, DefaultPolicy(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"pve1", "pve2"} {
+		n := m.nodes[m.nodeByName[name]]
+		if n.guests != 1 || n.groups["exclude_db"] != 1 || n.cpuPeak < 7 {
+			t.Errorf("%s: guests %d, exclude_db %d, cpu peak %.1f; want the migrating guest counted", name, n.guests, n.groups["exclude_db"], n.cpuPeak)
+		}
+	}
+	if n := m.nodes[m.nodeByName["pve3"]]; n.guests != 0 {
+		t.Errorf("pve3 counts %d guests", n.guests)
 	}
 }

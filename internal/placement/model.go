@@ -52,9 +52,11 @@ type guestM struct {
 	idx  int
 	spec *Guest
 	id   string
-	// node is where the guest is in the simulation; inflight is the target of a running migration or −1.
-	node     int
-	inflight int
+	// node is where the guest is in the simulation; inflight is the target of a running migration or −1, and
+	// inflightFrom its source (usually node; PVE may already list the guest on the target).
+	node         int
+	inflight     int
+	inflightFrom int
 	demandStats
 	vcpus float64
 	// excludes, affinities and pins are the group/node names of exclude_, affinity_ and pin_ tags, sorted.
@@ -113,7 +115,8 @@ type model struct {
 	evacuation bool
 }
 
-const samplesPerDay = 24 * time.Hour
+// day is the length of the 24 h window (7 of them make the week window).
+const day = 24 * time.Hour
 
 // newModel normalises st: sorts nodes and guests, fills gaps, computes node loads as max(usage, Σ guests) and
 // the windows, and forms units. It returns an error for input that cannot be planned on.
@@ -153,17 +156,20 @@ func newModel(st State, pol Policy, evacuation bool) (*model, error) {
 			}
 		}
 	}
+	step := st.Step
+	if T > 1 && step <= 0 {
+		return nil, fmt.Errorf("state: step %v must be positive for series of %d samples", step, T)
+	}
 	if T == 0 {
 		T = 1 // no history at all: one synthetic sample per metric (from Summary or conservative values)
 	}
+	if step <= 0 {
+		step = 5 * time.Minute // a single sample: the step only sizes the windows
+	}
 	m.T = T
 	m.scratch = make([]float32, T)
-	step := st.Step
-	if step <= 0 {
-		step = 5 * time.Minute
-	}
 	m.nCur = max(1, int(pol.CurrentWindow/step))
-	m.nDay = max(1, int(samplesPerDay/step))
+	m.nDay = max(1, int(day/step))
 	nWeek := 7 * m.nDay
 
 	// Nodes, sorted by name.
@@ -229,7 +235,11 @@ func newModel(st State, pol Policy, evacuation bool) (*model, error) {
 			if !ok {
 				return nil, fmt.Errorf("in-flight migration of %s: unknown target %q", g.ID, mg.Target)
 			}
-			gm.inflight = ti
+			si, ok := m.nodeByName[mg.Source]
+			if !ok {
+				si = ni // the source is where the guest is listed unless named
+			}
+			gm.inflight, gm.inflightFrom = ti, si
 		}
 		gm.vcpus = float64(g.VCPUs)
 		if g.VCPUs <= 0 {
@@ -366,12 +376,18 @@ func (m *model) normaliseDemand(gm *guestM, nWeek int) {
 	}
 }
 
-// nodesHeld lists the nodes that count the guest: its node, and the target of an in-flight migration.
+// nodesHeld lists the nodes that count the guest: its node, and the source and target of an in-flight
+// migration.
 func (g *guestM) nodesHeld() []int {
-	if g.inflight >= 0 && g.inflight != g.node {
-		return []int{g.node, g.inflight}
+	held := []int{g.node}
+	if g.inflight >= 0 {
+		for _, n := range []int{g.inflightFrom, g.inflight} {
+			if !slices.Contains(held, n) {
+				held = append(held, n)
+			}
+		}
 	}
-	return []int{g.node}
+	return held
 }
 
 // account adds (sign +1) or removes (−1) a guest's bookkeeping (not its series) on n.

@@ -127,11 +127,11 @@ func TestPropertiesOnRandomClusters(t *testing.T) {
 			if p.After.MaxScore > p.Before.MaxScore+1e-6 {
 				t.Errorf("seed %d %s: hottest node score %.2f → %.2f", seed, req.Action, p.Before.MaxScore, p.After.MaxScore)
 			}
-			if req.Action != ActionRebalance && req.Action != ActionRelieve {
-				continue
-			}
 			if p.After.HottestLoad > p.Before.HottestLoad+1e-6 {
 				t.Errorf("seed %d %s: hottest node load %.3f → %.3f", seed, req.Action, p.Before.HottestLoad, p.After.HottestLoad)
+			}
+			if req.Action != ActionRebalance && req.Action != ActionRelieve {
+				continue
 			}
 			after, err := Apply(st, p)
 			if err != nil {

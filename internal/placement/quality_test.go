@@ -448,10 +448,6 @@ func TestQualityTable(t *testing.T) {
 	}
 }
 
-// loadTol is the difference in hottest-node load (0.5 percentage points) below which two results count as
-// equal: less than the sampling noise of a p95 over a week of hourly samples.
-const loadTol = 0.005
-
 // strictlyBetter ranks by what balancing is for: fewer anti-affinity violations left, then a hottest node
 // cooler by more than 1 % of load, or an equal one (within 1 %) reached with fewer GiB copied.
 func strictlyBetter(x, y outcome) bool {
@@ -466,12 +462,13 @@ func strictlyBetter(x, y outcome) bool {
 }
 
 // dominates reports whether x leaves no more violations than y, is at least as good on hottest load and GiB
-// moved, and strictly better on one (load differences under loadTol are ties).
+// moved, and strictly better on one.
 func dominates(x, y outcome) bool {
 	if x.violations > y.violations {
 		return false
 	}
-	le := x.hottest <= y.hottest+loadTol && x.gib <= y.gib+1e-6
-	lt := x.hottest < y.hottest-loadTol || x.gib < y.gib-1e-6
+	const eps = 1e-9
+	le := x.hottest <= y.hottest+eps && x.gib <= y.gib+eps
+	lt := x.hottest < y.hottest-eps || x.gib < y.gib-eps
 	return le && lt
 }

@@ -551,3 +551,23 @@ func TestNoPingPongOnATwoNodeOscillation(t *testing.T) {
 		t.Errorf("the instant-value baseline moved %d times; the scenario no longer oscillates", instantMoves)
 	}
 }
+
+// A node just over a threshold (a peak at 64 % of CPU: 14.6 points) is within the hysteresis band: rebalance
+// leaves it, an alert-driven relieve resolves it with a move that keeps the target under every threshold.
+func TestRelieveResolvesWhatRebalanceTolerates(t *testing.T) {
+	st := cluster([]Node{node("pve1"), node("pve2", cpus(32))}, []Guest{guest(101, peakAt(2, 9.2, 13, 3)), guest(102, useCPU(0.5))})
+	pol := DefaultPolicy()
+	if p := mustPlan(t, st, pol, rebalance); len(p.Moves) != 0 {
+		t.Errorf("rebalance moves %v inside the hysteresis band (scores %+v)", movesOf(p), p.Before.Nodes)
+	}
+	p := mustPlan(t, st, pol, relieve("pve1"))
+	if got := movesOf(p); len(got) != 1 || got[0] != "qemu/101 pve1>pve2" {
+		t.Fatalf("relieve moves %v, want the peaky guest to pve2; notes %+v", got, p.Notes)
+	}
+	if mv := p.Moves[0]; mv.SourceBefore.Total >= pol.MinImprovement || mv.SourceAfter.Total != 0 || mv.TargetAfter.Total != 0 {
+		t.Errorf("scores: source %.1f → %.1f, target after %.1f", mv.SourceBefore.Total, mv.SourceAfter.Total, mv.TargetAfter.Total)
+	}
+	if !hasNote(p, ReasonRelieved) {
+		t.Errorf("notes %+v, want NodeRelieved", p.Notes)
+	}
+}

@@ -103,7 +103,8 @@ const (
 	LXC  GuestType = "lxc"
 )
 
-// Disk is one volume of a guest (CD-ROM media and raw device paths excluded; raw devices are LocalDevices).
+// Disk is one volume of a guest: a disk, an unused volume or CD-ROM media on a storage (each needs its storage on
+// the target). Raw device paths are LocalDevices, not Disks.
 type Disk struct {
 	// Key is the config key, e.g. "scsi0", "rootfs", "mp1".
 	Key string
