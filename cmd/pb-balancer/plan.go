@@ -28,6 +28,7 @@ type planOptions struct {
 	promURL     string
 	history     history.Config
 	request     placement.Request
+	policy      placement.Policy
 	maintenance map[string]bool
 	explain     string
 	output      string
@@ -54,6 +55,7 @@ func parsePlanFlags(args []string, stderr io.Writer) (planOptions, error) {
 	action := fs.String("action", string(placement.ActionRebalance), "rebalance, relieve, evacuate, repair-anti-affinity or distribute")
 	fs.StringVar(&o.request.Node, "node", "", "node to relieve or evacuate")
 	maintenance := fs.String("maintenance", "", "comma-separated nodes to treat as in maintenance")
+	policyFile := fs.String("policy.file", "", "YAML placement policy; its fields override the defaults")
 	fs.StringVar(&o.explain, "explain", "", "explain the decision about one guest (id such as qemu/100, or its VMID)")
 	fs.StringVar(&o.output, "output", "table", "table or json")
 	fs.DurationVar(&o.timeout, "timeout", 2*time.Minute, "bound on reading PVE and Prometheus")
@@ -104,6 +106,9 @@ func parsePlanFlags(args []string, stderr io.Writer) (planOptions, error) {
 	}
 	if o.request.Action == placement.ActionEvacuate {
 		o.maintenance[o.request.Node] = true // an evacuated node accepts no guests
+	}
+	if o.policy, err = loadPolicy(*policyFile); err != nil {
+		errs = append(errs, fmt.Errorf("-policy.file: %w", err))
 	}
 	if o.output != "table" && o.output != "json" {
 		errs = append(errs, fmt.Errorf("-output %q: want table or json", o.output))
@@ -221,7 +226,7 @@ func computePlan(ctx context.Context, o planOptions, src planSources, logger log
 	if err != nil {
 		return planResult{}, err
 	}
-	plan, err := placement.Compute(st, placement.DefaultPolicy(), o.request)
+	plan, err := placement.Compute(st, o.policy, o.request)
 	if err != nil {
 		return planResult{}, fmt.Errorf("planning: %w", err)
 	}

@@ -266,7 +266,7 @@ func TestComputePlanAndRender(t *testing.T) {
 		text := out.String()
 		for _, want := range []string{
 			"plan " + res.Plan.ID + ": rebalance at 2026-11-27 05:00:00Z\n",
-			"history 2026-11-20 05:05Z..2026-11-27 05:00Z step 5m0s, coverage 1.00, 8 queries\n",
+			"history 2026-11-20 05:05:00Z..2026-11-27 05:00:00Z step 5m0s, coverage 1.00, 8 queries\n",
 			"#  GUEST", "1  " + first.Guest + " ",
 			"cluster: hottest pve1 ",
 			"NODE  CPU P95",
@@ -368,5 +368,35 @@ func TestComputePlanFailures(t *testing.T) {
 				t.Fatalf("error = %v, want %q wrapping %v", err, tt.want, boom)
 			}
 		})
+	}
+}
+
+// TestRenderEvacuationNeedsAttention: an evacuation lists what an operator must move by hand.
+func TestRenderEvacuationNeedsAttention(t *testing.T) {
+	src := testSources(&fakeProm{})
+	src.inventory = func(context.Context) (*pve.Inventory, error) {
+		inv := testInventory()
+		inv.Guests[1].Config.LocalDevices = []pve.LocalDevice{{Key: "hostpci0", Kind: pve.DevicePCI, Value: "0000:01:00.0"}}
+		return inv, nil
+	}
+	o := testOptions(t, "-action=evacuate", "-node=pve1")
+	res, err := computePlan(context.Background(), o, src, log.NewNopLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if err := render(&out, o, res); err != nil {
+		t.Fatal(err)
+	}
+	text := out.String()
+	for _, want := range []string{
+		"plan " + res.Plan.ID + ": evacuate pve1 at ",
+		"decisions: 2 selected, 0 skipped, 0 filtered, 1 manual\n",
+		"qemu/101  pve1  manual   ",
+		"LocalDevice",
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("evacuation table lacks %q:\n%s", want, text)
+		}
 	}
 }

@@ -36,6 +36,9 @@ func writeJSON(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
+// timeFormat keeps seconds: history steps can be that short.
+const timeFormat = "2006-01-02 15:04:05Z"
+
 func planTable(w io.Writer, res planResult) error {
 	p := res.Plan
 	h := res.History
@@ -43,11 +46,11 @@ func planTable(w io.Writer, res planResult) error {
 	if p.Node != "" {
 		fmt.Fprintf(w, " %s", p.Node)
 	}
-	fmt.Fprintf(w, " at %s\n", p.At.UTC().Format("2006-01-02 15:04:05Z"))
+	fmt.Fprintf(w, " at %s\n", p.At.UTC().Format(timeFormat))
 	fmt.Fprintf(w, "history %s..%s step %s, coverage %.2f, %d queries\n",
-		h.Start.UTC().Format("2006-01-02 15:04Z"), h.End.UTC().Format("2006-01-02 15:04Z"), h.Step, h.Coverage, h.Queries)
+		h.Start.UTC().Format(timeFormat), h.End.UTC().Format(timeFormat), h.Step, h.Coverage, h.Queries)
 	for _, f := range h.Fallbacks {
-		fmt.Fprintf(w, "  raw metrics stood in for the %s recording rule until %s\n", f.Query, f.Until.UTC().Format("2006-01-02 15:04Z"))
+		fmt.Fprintf(w, "  raw metrics stood in for the %s recording rule until %s\n", f.Query, f.Until.UTC().Format(timeFormat))
 	}
 	for _, wn := range h.Warnings {
 		fmt.Fprintf(w, "  warning: %s\n", wn)
@@ -77,6 +80,9 @@ func planTable(w io.Writer, res planResult) error {
 	for _, n := range p.Notes {
 		fmt.Fprintf(w, "note %s: %s\n", n.Reason, n.Message)
 	}
+	if err := attention(w, p.Decisions); err != nil {
+		return err
+	}
 
 	fmt.Fprintln(w)
 	fmt.Fprintf(w, "cluster: hottest %s %.0f%% → %s %.0f%%, load CV %.2f → %.2f, max score %.1f → %.1f\n",
@@ -92,6 +98,34 @@ func planTable(w io.Writer, res planResult) error {
 		a := after[b.Node]
 		fmt.Fprintf(tw, "%s\t%.0f%% → %.0f%%\t%.0f%% → %.0f%%\t%.1f → %.1f\t%d → %d\n", b.Node,
 			100*b.CPUP95, 100*a.CPUP95, 100*b.MemoryP95, 100*a.MemoryP95, b.Score, a.Score, b.Guests, a.Guests)
+	}
+	return tw.Flush()
+}
+
+// attention counts the decisions by outcome and lists the guests no target could take and those an operator
+// must move by hand (evacuation), which are what a reader of a plan has to act on.
+func attention(w io.Writer, ds []placement.Decision) error {
+	counts := map[placement.Outcome]int{}
+	var list []placement.Decision
+	for _, d := range ds {
+		counts[d.Outcome]++
+		if d.Outcome == placement.OutcomeFiltered || d.Outcome == placement.OutcomeManual {
+			list = append(list, d)
+		}
+	}
+	fmt.Fprintf(w, "decisions: %d selected, %d skipped, %d filtered, %d manual\n", counts[placement.OutcomeSelected],
+		counts[placement.OutcomeSkipped], counts[placement.OutcomeFiltered], counts[placement.OutcomeManual])
+	if len(list) == 0 {
+		return nil
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "GUEST\tNODE\tOUTCOME\tWHY")
+	for _, d := range list {
+		why := d.Summary
+		if why == "" {
+			why = reasons(d.Reasons)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", d.Guest, d.Node, d.Outcome, why)
 	}
 	return tw.Flush()
 }

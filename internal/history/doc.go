@@ -12,4 +12,8 @@
 // are what Prometheus saw, and they show up as coverage. Pressure (PSI), network and disk throughput have no
 // recording rules and are always read from the exporter's metrics; they are optional (PSI is absent on PVE 8)
 // and do not count towards the overall coverage.
+//
+// Failures. A failing core query (Prometheus down, an overloaded server) fails the Fetch with an error that names
+// the query, and the caller plans nothing. Once the core queries are in, a failing optional or fallback query
+// only costs its signal or its stretch of history: a warning, and lower coverage.
 package history

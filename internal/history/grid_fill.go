@@ -121,7 +121,7 @@ func (s *Snapshot) fill(m model.Matrix, route router, until int) fillStats {
 		for _, p := range stream.Values {
 			ts := int64(p.Timestamp)
 			q := nextIdx
-			if ts != nextTs {
+			if ts != nextTs || q >= count {
 				d := ts - startMs
 				q = d / stepMs
 				if d < 0 || q*stepMs != d || q >= count {
@@ -130,7 +130,7 @@ func (s *Snapshot) fill(m model.Matrix, route router, until int) fillStats {
 				}
 			}
 			nextTs, nextIdx = ts+stepMs, q+1
-			if q >= int64(until) { // also stops a predicted index from running past the grid (until <= Count)
+			if q >= int64(until) {
 				continue
 			}
 			v := float32(p.Value)

@@ -99,6 +99,14 @@ func TestFill(t *testing.T) {
 			wantStats: fillStats{OffGrid: 3},
 		},
 		{
+			name:      "a contiguous series running past the grid's end",
+			matrix:    model.Matrix{stream(id("qemu/100"), [2]float64{1120, 3}, [2]float64{1180, 4}, [2]float64{1240, 5}, [2]float64{1300, 6})},
+			route:     fixedSignal(CPU),
+			until:     4,
+			wantGuest: map[string][]float32{"qemu/100": vals(nan, nan, 3, 4)},
+			wantStats: fillStats{OffGrid: 2},
+		},
+		{
 			name:      "until cuts the tail",
 			matrix:    model.Matrix{stream(id("qemu/100"), [2]float64{1000, 1}, [2]float64{1060, 2}, [2]float64{1120, 3})},
 			route:     fixedSignal(CPU),
@@ -198,8 +206,12 @@ func TestCoverageAndWindow(t *testing.T) {
 	}, fixedSignal(CPU), 4)
 	snap.fill(model.Matrix{stream(id("qemu/100"), [2]float64{1000, 8}, [2]float64{1060, 8}, [2]float64{1120, 8}, [2]float64{1180, 8})}, fixedSignal(Memory), 4)
 	snap.fill(model.Matrix{stream(id("node/pve1"), [2]float64{1000, 1}, [2]float64{1180, 1})}, fixedSignal(CPU), 4)
-	// Pressure is optional: it never counts towards coverage.
-	snap.fill(model.Matrix{stream(map[string]string{"id": "lxc/200", "resource": "cpu", "kind": "some"}, [2]float64{1000, 0.1})}, routePressure, 4)
+	// Pressure is optional: it never counts towards coverage, and a guest seen only there (stopped) is not
+	// expected to have core history.
+	snap.fill(model.Matrix{
+		stream(map[string]string{"id": "lxc/200", "resource": "cpu", "kind": "some"}, [2]float64{1000, 0.1}),
+		stream(map[string]string{"id": "lxc/201", "resource": "cpu", "kind": "some"}, [2]float64{1000, 0.1}),
+	}, routePressure, 4)
 
 	tests := []struct {
 		name string
@@ -209,6 +221,7 @@ func TestCoverageAndWindow(t *testing.T) {
 		{"complete guest", snap.GuestCoverage("qemu/100"), 1},
 		{"late guest without memory", snap.GuestCoverage("lxc/200"), 2.0 / 8},
 		{"unknown guest", snap.GuestCoverage("qemu/999"), 0},
+		{"guest with optional signals only", snap.GuestCoverage("lxc/201"), 0},
 		{"node with one of three signals, half present", snap.NodeCoverage("pve1"), 2.0 / 12},
 		// 8 + 2 + 2 present of 8 + 8 + 12 expected.
 		{"overall", snap.Coverage(), 12.0 / 28},
@@ -310,4 +323,44 @@ func BenchmarkFill(b *testing.B) {
 			b.Fatalf("stats %+v, %d guests", st, len(snap.Guests))
 		}
 	}
+}
+
+// FuzzFill feeds the matrix-to-grid conversion arbitrary series from Prometheus: any ids, timestamps (on, off and
+// outside the grid, negative, huge) and values (NaN, ±Inf). It must not panic, and every series it builds must
+// have one value per grid point and a Present count that matches its values.
+func FuzzFill(f *testing.F) {
+	f.Add("qemu/100", int64(1000_000), int64(1060_000), int64(1120_000), 1.0, 2.0, 3.0, 4)
+	f.Add("node/pve1", int64(999_999), int64(-1), int64(1<<62), math.NaN(), math.Inf(1), -1.0, 1)
+	f.Add("lxc/", int64(1180_000), int64(1180_000), int64(1240_000), 0.0, 1e300, -1e300, 0)
+	f.Fuzz(func(t *testing.T, id string, t1, t2, t3 int64, v1, v2, v3 float64, until int) {
+		mk := func(labels model.Metric, ts []int64, vs []float64) *model.SampleStream {
+			s := &model.SampleStream{Metric: labels}
+			for i := range ts {
+				s.Values = append(s.Values, model.SamplePair{Timestamp: model.Time(ts[i]), Value: model.SampleValue(vs[i])})
+			}
+			return s
+		}
+		m := model.Matrix{
+			mk(model.Metric{"id": model.LabelValue(id)}, []int64{t1, t2, t3}, []float64{v1, v2, v3}),
+			mk(model.Metric{"id": model.LabelValue(id), "node": "x"}, []int64{t3, t1}, []float64{v3, v1}),
+		}
+		snap := newSnapshot(testGrid)
+		st := snap.fill(m, fixedSignal(CPU), until)
+		if st.OffGrid > 5 || st.Unrouted > 2 {
+			t.Fatalf("stats %+v exceed the input", st)
+		}
+		for _, es := range []map[string]*Entity{snap.Nodes, snap.Guests} {
+			for key, e := range es {
+				s := e.Get(CPU)
+				if len(s.Values) != testGrid.Count || s.Present != countPresent(s.Values) {
+					t.Fatalf("%s: %d values, Present %d for %v", key, len(s.Values), s.Present, s.Values)
+				}
+				for i, v := range s.Values {
+					if !isNaN32(v) && i >= until {
+						t.Fatalf("%s: value at %d, past until %d", key, i, until)
+					}
+				}
+			}
+		}
+	})
 }

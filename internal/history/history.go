@@ -111,8 +111,10 @@ func New(api QueryAPI, cfg Config, logger log.Logger) (*Client, error) {
 func (c *Client) Step() time.Duration { return c.step }
 
 // Fetch reads the history that ends at the last step boundary at or before at. It makes one range query per
-// signal (8, or 5 with CoreOnly) plus at most one shared fallback query. Any query error fails the whole Fetch
-// with an error naming the query, because a plan on partial inputs is worse than no plan.
+// signal (8, or 5 with CoreOnly) plus at most one shared fallback query. An error of a core signal's query
+// (Prometheus down, a bad selector, an overloaded server) fails the whole Fetch with an error naming the query,
+// because a plan on partial inputs is worse than no plan. The optional signals and the fallback only add to
+// what the core queries returned; their errors become warnings and missing coverage.
 func (c *Client) Fetch(ctx context.Context, at time.Time) (*Snapshot, error) {
 	g, err := AlignedGrid(at, c.window, c.step)
 	if err != nil {
@@ -129,7 +131,11 @@ func (c *Client) Fetch(ctx context.Context, at time.Time) (*Snapshot, error) {
 		}
 		m, err := c.queryRange(ctx, snap, q.name, expr, g)
 		if err != nil {
-			return nil, err
+			if !q.optional || ctx.Err() != nil {
+				return nil, err
+			}
+			c.warn(snap, fmt.Sprintf("%s left out: %v", q.name, err))
+			continue
 		}
 		c.fill(snap, q.name, m, q.route, g.Count)
 		if q.rule == "" {
@@ -142,7 +148,12 @@ func (c *Client) Fetch(ctx context.Context, at time.Time) (*Snapshot, error) {
 	}
 	if len(fallbacks) > 0 {
 		if err := c.fetchFallbacks(ctx, snap, fallbacks, until); err != nil {
-			return nil, err
+			if ctx.Err() != nil {
+				return nil, err
+			}
+			// The recorded series are in, so this is a shorter history, not a broken one (typically a raw
+			// query over a long window hitting Prometheus' query.max-samples): coverage shows the hole.
+			c.warn(snap, fmt.Sprintf("history before the recording rules' first samples left out: %v", err))
 		}
 	}
 	c.warnMissing(snap)

@@ -180,3 +180,89 @@ func TestSignalQueries(t *testing.T) {
 		t.Errorf("fallbackExpr = %s, want %s", got, want)
 	}
 }
+
+// TestFetchDegradesOnOptionalFailures: once the core signals are in, a failing optional or fallback query costs
+// its signal (a warning, lower coverage), not the snapshot.
+func TestFetchDegradesOnOptionalFailures(t *testing.T) {
+	tooMany := errors.New("query processing would load too many samples into memory")
+	tests := []struct {
+		name         string
+		fail         func(q string) bool
+		late         bool // the recording rules start at the grid's last point, so a fallback is needed
+		wantWarnings []string
+	}{
+		{
+			name: "network query fails",
+			fail: func(q string) bool { return strings.Contains(q, "pve_network_receive_bytes_total") },
+			wantWarnings: []string{`network left out: history query network (label_replace(rate(pve_network_receive_bytes_total{}[5m]), ` +
+				`"direction", "receive", "", "") or label_replace(rate(pve_network_transmit_bytes_total{}[5m]), "direction", "transmit", "", "")): ` +
+				tooMany.Error()},
+		},
+		{
+			name: "fallback fails",
+			fail: func(q string) bool { return strings.Contains(q, fallbackLabel) },
+			late: true,
+			wantWarnings: []string{"history before the recording rules' first samples left out: history query fallback (label_replace(" +
+				"avg_over_time(pve_cpu_usage_ratio{id=~\"(?:qemu|lxc)/.+\"}[5m]) * on (job, instance, id) avg_over_time(pve_cpu_usage_limit{id=~\"(?:qemu|lxc)/.+\"}[5m]), \"pb_signal\", \"guest_cpu\", \"\", \"\") or " +
+				"label_replace(avg_over_time(pve_memory_usage_bytes{id=~\"(?:qemu|lxc)/.+\"}[5m]), \"pb_signal\", \"guest_memory\", \"\", \"\") or " +
+				"label_replace(avg_over_time(pve_cpu_usage_ratio{id=~\"node/.+\"}[5m]) * on (job, instance, id) avg_over_time(pve_cpu_usage_limit{id=~\"node/.+\"}[5m]), \"pb_signal\", \"node_cpu\", \"\", \"\") or " +
+				"label_replace(avg_over_time(pve_memory_usage_bytes{id=~\"node/.+\"}[5m]), \"pb_signal\", \"node_memory\", \"\", \"\") or " +
+				"label_replace(avg_over_time(pve_node_iowait_ratio{id=~\"node/.+\"}[5m]), \"pb_signal\", \"node_iowait\", \"\", \"\")): " + tooMany.Error()},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fake := &fakeAPI{answer: func(n int, q string, r promv1.Range) (model.Value, promv1.Warnings, promv1.Infos, error) {
+				if tt.fail(q) {
+					return nil, nil, nil, tooMany
+				}
+				if tt.late {
+					r.Start = r.End
+				}
+				switch {
+				case strings.HasPrefix(q, "guest:"):
+					return onGrid("qemu/100", 2, r), nil, nil, nil
+				case strings.HasPrefix(q, "node:"):
+					return onGrid("node/pve1", 0.5, r), nil, nil, nil
+				}
+				return model.Matrix{}, nil, nil, nil
+			}}
+			c, err := New(fake, Config{Windows: []time.Duration{time.Hour}}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			snap, err := c.Fetch(context.Background(), fetchAt)
+			if err != nil {
+				t.Fatalf("Fetch failed: %v", err)
+			}
+			if strings.Join(snap.Warnings, "\n") != strings.Join(tt.wantWarnings, "\n") {
+				t.Fatalf("warnings:\n%s\nwant:\n%s", strings.Join(snap.Warnings, "\n"), strings.Join(tt.wantWarnings, "\n"))
+			}
+			wantCoverage := 1.0
+			if tt.late {
+				wantCoverage = 1.0 / 12 // only the last of 12 points, from the rules
+			}
+			if got := snap.GuestCoverage("qemu/100"); got != wantCoverage {
+				t.Fatalf("guest coverage = %v, want %v", got, wantCoverage)
+			}
+		})
+	}
+
+	t.Run("a cancelled context still fails", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		fake := &fakeAPI{answer: func(n int, q string, r promv1.Range) (model.Value, promv1.Warnings, promv1.Infos, error) {
+			if strings.Contains(q, "pressure") {
+				cancel()
+				return nil, nil, nil, context.Canceled
+			}
+			return onGrid("qemu/100", 1, r), nil, nil, nil
+		}}
+		c, err := New(fake, Config{}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Fetch(ctx, fetchAt); !errors.Is(err, context.Canceled) || !strings.HasPrefix(err.Error(), "history query pressure (") {
+			t.Fatalf("Fetch = %v, want the pressure query's cancellation", err)
+		}
+	})
+}

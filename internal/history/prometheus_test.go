@@ -395,15 +395,14 @@ func TestFetchFromPrometheus(t *testing.T) {
 			}
 
 			// Every point of every core series against the reference model of its source.
-			ruleStart := -1 // grid index where the rule path begins
+			ruleStart := 0 // grid index where the rule path begins (past the end when the rules never ran)
 			if !tt.wantFallbackEnd.IsZero() {
 				ruleStart = int(tt.wantFallbackEnd.Sub(g.Start)/g.Step) + 1
-			} else {
-				ruleStart = 0
 			}
+			fromRaw := func(i int) bool { return i < ruleStart }
 			expect := func(s shape, alive alive, i int) (float64, bool) {
 				before := end.Sub(g.Time(i))
-				if i < ruleStart || tt.sc.ruleAge == 0 {
+				if fromRaw(i) {
 					return f.expectRaw(s, alive, before)
 				}
 				return f.expectRule(s, alive, tt.sc.ruleAge, before)
@@ -431,7 +430,7 @@ func TestFetchFromPrometheus(t *testing.T) {
 					return v * n.cpus, ok
 				})
 				checkSeries(n.name+" memory", e.Get(Memory), func(i int) (float64, bool) {
-					if i < ruleStart || tt.sc.ruleAge == 0 {
+					if fromRaw(i) {
 						return expect(n.mem, always, i)
 					}
 					v, ok := expect(func(b time.Duration) float64 { return n.mem(b) / n.memSize }, always, i)

@@ -34,6 +34,9 @@ type signalQuery struct {
 	// raw reads the exporter's metrics: the fallback of rule, or the only source.
 	raw   string
 	route router
+	// optional queries (PSI, network, disk) may fail without failing the Fetch: the signal is then left out
+	// with a warning.
+	optional bool
 }
 
 // selector renders a PromQL label matcher list: the extra matchers first, then the cluster selector sorted by
@@ -133,19 +136,22 @@ func signalQueries(sel selector, step time.Duration, coreOnly bool) []signalQuer
 	}
 	return append(qs,
 		signalQuery{
-			name:  "pressure",
-			raw:   "avg_over_time(" + sel.render(`__name__=~"pve_node_pressure_ratio|pve_guest_pressure_ratio"`) + "[" + win + "])",
-			route: routePressure,
+			name:     "pressure",
+			optional: true,
+			raw:      "avg_over_time(" + sel.render(`__name__=~"pve_node_pressure_ratio|pve_guest_pressure_ratio"`) + "[" + win + "])",
+			route:    routePressure,
 		},
 		signalQuery{
-			name:  "network",
-			raw:   rate("pve_network_receive_bytes_total", "receive") + " or " + rate("pve_network_transmit_bytes_total", "transmit"),
-			route: byDirection(map[string]Signal{"receive": NetReceive, "transmit": NetTransmit}),
+			name:     "network",
+			optional: true,
+			raw:      rate("pve_network_receive_bytes_total", "receive") + " or " + rate("pve_network_transmit_bytes_total", "transmit"),
+			route:    byDirection(map[string]Signal{"receive": NetReceive, "transmit": NetTransmit}),
 		},
 		signalQuery{
-			name:  "disk",
-			raw:   rate("pve_disk_read_bytes_total", "read") + " or " + rate("pve_disk_written_bytes_total", "write"),
-			route: byDirection(map[string]Signal{"read": DiskRead, "write": DiskWrite}),
+			name:     "disk",
+			optional: true,
+			raw:      rate("pve_disk_read_bytes_total", "read") + " or " + rate("pve_disk_written_bytes_total", "write"),
+			route:    byDirection(map[string]Signal{"read": DiskRead, "write": DiskWrite}),
 		},
 	)
 }

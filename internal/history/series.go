@@ -178,23 +178,37 @@ func (s *Snapshot) GuestCoverage(id string) float64 {
 	return entityCoverage(s.Guests[id], guestCoreSignals, s.Grid.Count)
 }
 
-// Coverage is the fraction of expected points present over the core signals of every node and guest in the
-// snapshot: 1 for complete history, lower for short history, gaps, or an entity missing one of its signals.
-// It is 0 for an empty snapshot.
+// Coverage is the fraction of expected points present over the core signals of every node and guest that has
+// at least one core series: 1 for complete history, lower for short history, gaps, or an entity missing one of
+// its core signals. Entities seen only in optional signals (a stopped guest's network counters, say) do not
+// count: Prometheus has no core history for them because there is none to have. It is 0 for an empty snapshot.
 func (s *Snapshot) Coverage() float64 {
 	var present, expected int
 	for _, e := range s.Nodes {
-		p, n := entityPoints(e, nodeCoreSignals, s.Grid.Count)
-		present, expected = present+p, expected+n
+		if hasAny(e, nodeCoreSignals) {
+			p, n := entityPoints(e, nodeCoreSignals, s.Grid.Count)
+			present, expected = present+p, expected+n
+		}
 	}
 	for _, e := range s.Guests {
-		p, n := entityPoints(e, guestCoreSignals, s.Grid.Count)
-		present, expected = present+p, expected+n
+		if hasAny(e, guestCoreSignals) {
+			p, n := entityPoints(e, guestCoreSignals, s.Grid.Count)
+			present, expected = present+p, expected+n
+		}
 	}
 	if expected == 0 {
 		return 0
 	}
 	return float64(present) / float64(expected)
+}
+
+func hasAny(e *Entity, sigs []Signal) bool {
+	for _, sig := range sigs {
+		if e.Get(sig).Values != nil {
+			return true
+		}
+	}
+	return false
 }
 
 func entityCoverage(e *Entity, sigs []Signal, count int) float64 {

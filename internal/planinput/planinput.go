@@ -104,6 +104,11 @@ func (b *builder) node(n pve.Node, quorate bool) placement.Node {
 		CPUs:        n.CPUs,
 		MemoryBytes: n.MemTotal,
 	}
+	if out.Online && (n.CPUs <= 0 || n.MemTotal == 0) {
+		// The planner cannot weigh a node without capacity (and rejects an online one): it takes no guests.
+		out.Online = false
+		b.notef("node %s: capacity unknown (%d CPUs, %d bytes of memory), treated as offline", n.Name, n.CPUs, n.MemTotal)
+	}
 	out.StoragesKnown = len(b.storages[n.Name]) > 0 && !b.storageFailed(n.Name)
 	if !out.StoragesKnown && n.Online {
 		b.notef("node %s: storages unknown, no guest with disks will be placed on it", n.Name)

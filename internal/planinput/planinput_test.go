@@ -4,6 +4,7 @@ import (
 	"errors"
 	"math"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -138,6 +139,16 @@ func TestBuildNodes(t *testing.T) {
 					t.Fatal("standalone node offline")
 				}
 			},
+		},
+		{
+			name: "online node without capacity (its status could not be read) counts as offline",
+			inv:  inventory([]pve.Node{node("pve1", func(n *pve.Node) { n.CPUs, n.MemTotal, n.StatusFetched = 0, 0, false })}, nil),
+			check: func(t *testing.T, n placement.Node) {
+				if n.Online {
+					t.Fatal("node without capacity is online")
+				}
+			},
+			notes: []string{"node pve1: capacity unknown (0 CPUs, 0 bytes of memory), treated as offline"},
 		},
 		{
 			name: "maintenance from the options",
@@ -436,6 +447,59 @@ func TestBuildFeedsThePlanner(t *testing.T) {
 	for _, d := range plan.Decisions {
 		if d.Guest == "qemu/102" && !slices.Contains(d.Reasons, placement.ReasonLocked) {
 			t.Errorf("qemu/102 decision = %+v, want %s", d, placement.ReasonLocked)
+		}
+	}
+}
+
+// BenchmarkBuild builds the State of a 64-node, 5,000-guest cluster with a week of 5-minute history.
+func BenchmarkBuild(b *testing.B) {
+	const nodes, guests, points = 64, 5000, 2016
+	var ns []pve.Node
+	nodeHist := map[string]map[history.Signal][]float32{}
+	flat := func(v float32) []float32 {
+		s := make([]float32, points)
+		for i := range s {
+			s[i] = v
+		}
+		return s
+	}
+	for i := range nodes {
+		name := "pve" + strconv.Itoa(i)
+		ns = append(ns, node(name))
+		nodeHist[name] = map[history.Signal][]float32{history.CPU: flat(8), history.Memory: flat(1 << 35), history.IOWait: flat(0.02)}
+	}
+	var gs []pve.Guest
+	guestHist := map[string]map[history.Signal][]float32{}
+	for i := range guests {
+		g := guest(1000+i, "pve"+strconv.Itoa(i%nodes), disks(pve.Disk{Key: "scsi0", Storage: "ceph", Size: 32 << 30}), tags("prod"))
+		gs = append(gs, g)
+		guestHist[g.ID()] = map[history.Signal][]float32{history.CPU: flat(1), history.Memory: flat(1 << 32),
+			history.DiskRead: flat(1000), history.DiskWrite: flat(2000)}
+	}
+	inv := inventory(ns, gs)
+	snap := snapshot(points, nodeHist, guestHist)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		st, _, err := Build(inv, snap, Options{})
+		if err != nil || len(st.Guests) != guests {
+			b.Fatalf("%d guests, %v", len(st.Guests), err)
+		}
+	}
+}
+
+// TestBuildNodeWithoutCapacityStillPlans: one node whose status failed must not make the planner refuse the
+// whole cluster.
+func TestBuildNodeWithoutCapacityStillPlans(t *testing.T) {
+	inv := inventory([]pve.Node{node("pve1"), node("pve2", func(n *pve.Node) { n.CPUs, n.MemTotal = 0, 0 })},
+		[]pve.Guest{guest(100, "pve1"), guest(101, "pve2")})
+	st, _, err := Build(inv, nil, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range []placement.Action{placement.ActionRebalance, placement.ActionDistribute, placement.ActionRepairAntiAffinity} {
+		if _, err := placement.Compute(st, placement.DefaultPolicy(), placement.Request{Action: a}); err != nil {
+			t.Errorf("%s: planner rejected the state: %v", a, err)
 		}
 	}
 }

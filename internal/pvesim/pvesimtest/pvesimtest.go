@@ -9,9 +9,12 @@ package pvesimtest
 
 import (
 	"crypto/x509"
+	"encoding/pem"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -42,6 +45,8 @@ type Server struct {
 	// Client trusts the server's certificate; CAPool holds it.
 	Client *http.Client
 	CAPool *x509.CertPool
+
+	cert *x509.Certificate
 }
 
 type config struct {
@@ -122,8 +127,24 @@ func Start(t testing.TB, opts ...Option) *Server {
 	if !cfg.plain {
 		srv.CAPool = x509.NewCertPool()
 		srv.CAPool.AddCert(hs.Certificate())
+		srv.cert = hs.Certificate()
 	}
 	return srv
+}
+
+// CAFile writes the server's certificate as a PEM file in a temp dir and returns its path, for clients that
+// take a CA file (as a real PVE client takes /etc/pve/pve-root-ca.pem). It fails the test for a plain-HTTP server.
+func (s *Server) CAFile(t testing.TB) string {
+	t.Helper()
+	if s.cert == nil {
+		t.Fatal("pvesimtest: CAFile on a plain-HTTP server")
+	}
+	path := filepath.Join(t.TempDir(), "pve-root-ca.pem")
+	data := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: s.cert.Raw})
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatalf("pvesimtest: writing CA file: %v", err)
+	}
+	return path
 }
 
 // AuthHeader is the Authorization header value of the admin token.

@@ -1,0 +1,119 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/proxbalance/proxbalance/internal/exporter"
+	"github.com/proxbalance/proxbalance/internal/promtest"
+	"github.com/proxbalance/proxbalance/internal/pve"
+	"github.com/proxbalance/proxbalance/internal/pvesim/pvesimtest"
+)
+
+// TestPlanEndToEnd runs the whole read path: the PVE simulator's default cluster, the exporter scraping it, a
+// real Prometheus scraping the exporter every second and evaluating the project's recording rules, and the plan
+// command reading both the simulator (with the read-only PVEAuditor token, over TLS with the cluster's CA) and
+// Prometheus. A few seconds of history are far less than the planner's 7-day horizon, so a rebalance must
+// decline for lack of coverage, while an evacuation, which needs no history, must move pve1's guests and leave
+// its PCI-passthrough VM to the operator.
+func TestPlanEndToEnd(t *testing.T) {
+	sim := pvesimtest.Start(t)
+	caFile := sim.CAFile(t)
+
+	// The exporter, on its own client of the simulator (as in production: a separate process).
+	exporterClient, err := pve.New(pve.Config{URL: sim.BaseURL, TokenID: sim.AuditTokenID,
+		TokenSecret: pve.Secret(sim.AuditTokenSecret), CAFile: caFile})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(exporterClient.Close)
+	snapshots := pve.NewSnapshotter(exporterClient, pve.SnapshotterConfig{MaxAge: 5 * time.Second, Parts: pve.AllParts})
+	cfg := &exporter.Config{Modules: map[string]exporter.Module{exporter.DefaultModule: {}}}
+	exp := httptest.NewServer(exporter.NewHandler(exporter.HandlerOpts{
+		Config: func() *exporter.Config { return cfg },
+		NewSource: func(context.Context, string, exporter.Module) (exporter.Source, error) {
+			return exporter.SourceFunc(func(ctx context.Context) (*pve.Inventory, error) {
+				return snapshots.Inventory(ctx, pve.InventoryOptions{})
+			}), nil
+		},
+		Collectors: exporter.Collectors(),
+	}))
+	t.Cleanup(exp.Close)
+
+	rules, err := filepath.Abs("../../rules/recording.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	instance := strings.TrimPrefix(exp.URL, "http://")
+	prom := promtest.StartPrometheus(t, promtest.PrometheusOptions{Config: fmt.Sprintf(`global: {scrape_interval: 1s, scrape_timeout: 1s, evaluation_interval: 1s}
+rule_files: [%q]
+scrape_configs:
+  - job_name: pve
+    metrics_path: /pve
+    params: {target: [sim]}
+    static_configs: [{targets: [%q]}]
+`, rules, instance)})
+	api := promtest.API(t, prom)
+	for _, rule := range []string{"guest:pve_cpu_usage_cores:avg5m", "guest:pve_memory_usage_bytes:avg5m",
+		"node:pve_cpu_usage_ratio:avg5m", "node:pve_memory_usage_ratio:avg5m", "node:pve_node_iowait_ratio:avg5m"} {
+		if v, err := promtest.QueryUntil(t.Context(), t, api, "count("+rule+")", 60*time.Second); err != nil || len(v) != 1 || v[0].Value < 5 {
+			t.Fatalf("recorded series %s: %v, %v", rule, v, err)
+		}
+	}
+	time.Sleep(7 * time.Second) // a full 5s window of every recorded series
+
+	secretFile := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(secretFile, []byte(sim.AuditTokenSecret+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	plan := func(extra ...string) (string, string) {
+		t.Helper()
+		args := append([]string{
+			"-pve.url=" + sim.BaseURL, "-pve.token-id=" + sim.AuditTokenID, "-pve.token-file=" + secretFile, "-pve.ca-file=" + caFile,
+			"-prometheus.url=" + prom.URL(), "-prometheus.selector=job=pve,instance=" + instance,
+			"-history.windows=5s", "-history.resolution=1s",
+		}, extra...)
+		var stdout, stderr bytes.Buffer
+		if code := runPlan(t.Context(), args, &stdout, &stderr); code != 0 {
+			t.Fatalf("plan %q: exit %d\nstdout:\n%s\nstderr:\n%s", extra, code, stdout.String(), stderr.String())
+		}
+		return stdout.String(), stderr.String()
+	}
+
+	t.Run("rebalance declines on short history", func(t *testing.T) {
+		out, _ := plan()
+		for _, want := range []string{": rebalance at ", "step 1s, coverage 1.00, 8 queries\n", "no moves\n", "note LowCoverage: "} {
+			if !strings.Contains(out, want) {
+				t.Errorf("output lacks %q:\n%s", want, out)
+			}
+		}
+	})
+
+	t.Run("evacuate pve1", func(t *testing.T) {
+		out, _ := plan("-action=evacuate", "-node=pve1")
+		for _, want := range []string{": evacuate pve1 at ", "1  qemu/", "qemu/110  pve1  manual", "LocalDevice"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("output lacks %q:\n%s", want, out)
+			}
+		}
+		if strings.Contains(out, "  pve1  live") || strings.Contains(out, "  pve1  offline") {
+			t.Errorf("a move targets the node being evacuated:\n%s", out)
+		}
+	})
+
+	t.Run("explain a guest with its history", func(t *testing.T) {
+		out, _ := plan("-action=evacuate", "-node=pve1", "-explain=100")
+		for _, want := range []string{"qemu/100 on pve1: selected", "CANDIDATE", "    cpu          mean ", "coverage 1.00"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("output lacks %q:\n%s", want, out)
+			}
+		}
+	})
+}
