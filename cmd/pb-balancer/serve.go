@@ -117,6 +117,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 type balancerExecutor interface {
 	server.Executor
 	Reconcile(ctx context.Context) (executor.ReconcileReport, error)
+	Collectors() []prometheus.Collector
 }
 
 // executorFactory builds the executor; tests substitute one that needs no real migrations.
@@ -146,7 +147,8 @@ func serve(ctx context.Context, configFile string, cfg *config.Resolved, env con
 		return err
 	}
 	exec, err := newExecutor(executor.Config{
-		PVE: client, Store: db, MaxConcurrent: cfg.Gates.MaxConcurrentMigrations, Logger: log.With(logger, "component", "executor"),
+		PVE: client, Store: db, DryRun: cfg.Mode == policy.ModeDryRun, MaxConcurrent: cfg.Gates.MaxConcurrentMigrations,
+		Logger: log.With(logger, "component", "executor"),
 	})
 	if err != nil {
 		return fmt.Errorf("starting the executor: %w", err)
@@ -161,6 +163,7 @@ func serve(ctx context.Context, configFile string, cfg *config.Resolved, env con
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(exec.Collectors()...)
 	live := cfg
 	srv, err := server.New(server.Options{
 		Planner: &server.LivePlanner{

@@ -17,9 +17,7 @@ import (
 	"github.com/go-kit/log"
 
 	"github.com/proxbalance/proxbalance/internal/config"
-	"github.com/proxbalance/proxbalance/internal/executor"
 	"github.com/proxbalance/proxbalance/internal/promtest"
-	"github.com/proxbalance/proxbalance/internal/pve"
 	"github.com/proxbalance/proxbalance/internal/pvesim"
 	"github.com/proxbalance/proxbalance/internal/pvesim/pvesimtest"
 )
@@ -90,19 +88,6 @@ func TestServeBadConfig(t *testing.T) {
 	}
 }
 
-// idleExecutor is an executor with nothing journaled: serve's wiring is under test, not migrations.
-type idleExecutor struct{ reconciled bool }
-
-func (e *idleExecutor) Execute(_ context.Context, req executor.Request) executor.Result {
-	return executor.Result{Request: req, Outcome: executor.OutcomeRefused}
-}
-func (e *idleExecutor) Active(context.Context) ([]executor.ActiveMigration, error) { return nil, nil }
-func (e *idleExecutor) TaskLog(context.Context, uint64) ([]pve.TaskLogLine, error) { return nil, nil }
-func (e *idleExecutor) Reconcile(context.Context) (executor.ReconcileReport, error) {
-	e.reconciled = true
-	return executor.ReconcileReport{}, nil
-}
-
 type lockedBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
@@ -137,11 +122,10 @@ func TestServeWiring(t *testing.T) {
 		t.Fatal(err)
 	}
 	logs := &lockedBuffer{}
-	exec := &idleExecutor{}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- serve(ctx, path, cfg, config.OSEnv(), func(executor.Config) (balancerExecutor, error) { return exec, nil }, log.NewLogfmtLogger(logs))
+		done <- serve(ctx, path, cfg, config.OSEnv(), realExecutor, log.NewLogfmtLogger(logs))
 	}()
 	base := "http://" + listen
 	var resp *http.Response
@@ -160,7 +144,7 @@ func TestServeWiring(t *testing.T) {
 	if resp.StatusCode != http.StatusOK {
 		t.Errorf("ready: %d %s", resp.StatusCode, body)
 	}
-	if !exec.reconciled {
+	if !strings.Contains(logs.String(), `msg="journal reconciled"`) {
 		t.Error("serve did not reconcile the journal before serving")
 	}
 	do := func(method, path, token string) int {

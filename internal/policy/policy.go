@@ -273,6 +273,8 @@ func Evaluate(g Gates, in Input) []Verdict {
 		}
 		switch {
 		case g.Mode == ModeDryRun:
+			// A dry run counts like a real run, so it shows exactly what a real run would start.
+			started++
 			v.hold(ReasonDryRun, "dry-run mode: the move would start now")
 		case g.Mode == ModeManual && !in.Approved:
 			v.hold(ReasonAwaitingApproval, "manual mode: the move waits for an operator's approval")

@@ -147,8 +147,10 @@ func TestEvaluateRateLimits(t *testing.T) {
 			[]Reason{"", ReasonTagIgnore, "", ReasonMaxPerRun, ReasonMaxPerRun}},
 		{"max concurrent includes running tasks", gates(func(g *Gates) { g.MaxConcurrent = 3 }), 1,
 			[]Reason{"", ReasonTagIgnore, "", ReasonMaxConcurrent, ReasonMaxConcurrent}},
-		{"dry-run does not consume the budget", gates(func(g *Gates) { g.Mode = ModeDryRun; g.MaxPerRun = 1 }), 0,
-			[]Reason{ReasonDryRun, ReasonTagIgnore, ReasonDryRun, ReasonDryRun, ReasonDryRun}},
+		{"dry-run counts like a real run", gates(func(g *Gates) { g.Mode = ModeDryRun; g.MaxPerRun = 2 }), 0,
+			[]Reason{ReasonDryRun, ReasonTagIgnore, ReasonDryRun, ReasonMaxPerRun, ReasonMaxPerRun}},
+		{"awaiting approval does not consume the budget", gates(func(g *Gates) { g.Mode = ModeManual; g.MaxPerRun = 1 }), 0,
+			[]Reason{ReasonAwaitingApproval, ReasonTagIgnore, ReasonAwaitingApproval, ReasonAwaitingApproval, ReasonAwaitingApproval}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

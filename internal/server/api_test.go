@@ -167,6 +167,9 @@ func TestApprove(t *testing.T) {
 			if n := len(h.exec.requests()); n != c.executed {
 				t.Errorf("executed %d moves, want %d", n, c.executed)
 			}
+			if wantDry := strings.Count(strings.Join(c.want, " "), "dry-run:"); h.exec.dryRuns() != wantDry {
+				t.Errorf("%d dry runs reached the executor, want %d (dry runs take the real path)", h.exec.dryRuns(), wantDry)
+			}
 			after, err := h.store.Plan(context.Background(), rec.ID())
 			if err != nil {
 				t.Fatal(err)

@@ -2,7 +2,7 @@ package server
 
 import (
 	"context"
-	"fmt"
+	"encoding/json"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -20,7 +20,7 @@ import (
 	"github.com/proxbalance/proxbalance/internal/store"
 )
 
-// threeNodes is a small cluster: pve1 holds two guests on shared storage, to be evacuated.
+// threeNodes is a small cluster: pve1 holds a VM with a local disk and a VM on shared storage, to be evacuated.
 const threeNodes = `name: e2e
 nodes:
   - {name: pve1, cores: 16, memory: 64GiB}
@@ -28,8 +28,9 @@ nodes:
   - {name: pve3, cores: 16, memory: 64GiB}
 storages:
   - {id: ceph, type: rbd, shared: true, content: "images,rootdir", size: 10TiB}
+  - {id: local-zfs, type: zfspool, content: "images,rootdir", size: 1TiB}
 guests:
-  - {vmid: 100, name: web, node: pve1, cores: 2, memory: 4GiB, disks: [{storage: ceph, size: 20GiB}]}
+  - {vmid: 100, name: web, node: pve1, cores: 2, memory: 4GiB, disks: [{storage: local-zfs, size: 20GiB}]}
   - {vmid: 101, name: api, node: pve1, cores: 2, memory: 4GiB, disks: [{storage: ceph, size: 20GiB}]}
   - {vmid: 200, name: db, node: pve2, cores: 4, memory: 8GiB, disks: [{storage: ceph, size: 50GiB}]}
 `
@@ -39,89 +40,14 @@ type noHistory struct{}
 
 func (noHistory) Fetch(context.Context, time.Time) (*history.Snapshot, error) { return nil, nil }
 
-// simExecutor runs moves against the simulator the way the executor does (journal intent → migrate → started
-// → follow the task → final state), advancing the simulator's manual clock while it waits.
-type simExecutor struct {
-	pve   *pve.Client
-	store *store.Store
-	clock *pvesim.ManualClock
-}
-
-func (e *simExecutor) Execute(ctx context.Context, req executor.Request) executor.Result {
-	res := executor.Result{Request: req, Outcome: executor.OutcomeFailed}
-	m := req.Move
-	typ, id, _ := strings.Cut(m.Guest, "/")
-	var vmid int
-	fmt.Sscan(id, &vmid)
-	entry, err := e.store.BeginMove(ctx, store.JournalEntry{PlanID: req.PlanID, MoveIndex: req.MoveIndex, Guest: m.Guest,
-		Source: m.Source, Target: m.Target, Mode: "online", Trigger: req.Trigger, Approver: req.Approver,
-		TargetScore: m.TargetAfter.Total, PredictedGain: m.Improvement, IntentAt: e.clock.Now()})
-	if err != nil {
-		res.Err = err
-		return res
-	}
-	finish := func(state store.MoveState, msg string) {
-		_, err := e.store.UpdateMove(ctx, entry.ID, func(j *store.JournalEntry) error {
-			j.State, j.Error, j.EndedAt = state, msg, e.clock.Now()
-			return nil
-		})
-		if err != nil && res.Err == nil {
-			res.Err = err
-		}
-	}
-	upid, err := e.pve.Migrate(ctx, pve.GuestRef{Type: pve.GuestType(typ), VMID: vmid, Node: m.Source}, m.Target, pve.MigrateOptions{Online: m.Online, Restart: typ == "lxc"})
-	if err != nil {
-		finish(store.MoveNotStarted, err.Error())
-		res.Err = err
-		return res
-	}
-	res.UPID = upid
-	if _, err := e.store.UpdateMove(ctx, entry.ID, func(j *store.JournalEntry) error {
-		j.State, j.UPID, j.StartedAt = store.MoveStarted, upid, e.clock.Now()
-		return nil
-	}); err != nil {
-		res.Err = err
-		return res
-	}
-	for range 10000 {
-		st, err := e.pve.TaskStatus(ctx, upid)
-		if err != nil {
-			res.Err = err
-			return res
-		}
-		if st.Done() {
-			if st.Succeeded() {
-				finish(store.MoveSucceeded, "")
-				res.Outcome = executor.OutcomeSucceeded
-			} else {
-				finish(store.MoveFailed, st.ExitStatus)
-			}
-			return res
-		}
-		e.clock.Advance(5 * time.Second)
-	}
-	res.Err = fmt.Errorf("task %s did not end", upid)
-	return res
-}
-
-func (e *simExecutor) Active(context.Context) ([]executor.ActiveMigration, error) { return nil, nil }
-
-func (e *simExecutor) TaskLog(ctx context.Context, id uint64) ([]pve.TaskLogLine, error) {
-	j, err := e.store.Move(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	return e.pve.TaskLog(ctx, j.UPID, 0, 1000)
-}
-
 type e2e struct {
 	h     *harness
 	sim   *pvesimtest.Server
 	pve   *pve.Client
-	exec  *simExecutor
 	store *store.Store
 }
 
+// startE2E runs the server with the real planner pipeline and the real executor against the simulator.
 func startE2E(t *testing.T, mode policy.Mode) *e2e {
 	t.Helper()
 	scn, err := pvesim.ParseScenario([]byte(threeNodes), "e2e.yml")
@@ -139,8 +65,12 @@ func startE2E(t *testing.T, mode policy.Mode) *e2e {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	ex := &simExecutor{pve: client, store: db, clock: sim.Clock}
-	h := &harness{exec: nil, store: db, logs: &syncBuffer{}}
+	ex, err := executor.New(executor.Config{PVE: client, Store: db, MaxConcurrent: 2, PollInterval: time.Millisecond,
+		RetryBackoff: time.Millisecond, Now: sim.Clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &harness{store: db, logs: &syncBuffer{}}
 	srv, err := New(Options{
 		Planner:  &LivePlanner{PVE: client, History: noHistory{}, Now: sim.Clock.Now},
 		Executor: ex, Store: db, Settings: settings(mode), Now: sim.Clock.Now, Logger: log.NewLogfmtLogger(h.logs),
@@ -153,20 +83,29 @@ func startE2E(t *testing.T, mode policy.Mode) *e2e {
 	done := make(chan struct{})
 	go func() { srv.Run(ctx); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
-	return &e2e{h: h, sim: sim, pve: client, exec: ex, store: db}
+	return &e2e{h: h, sim: sim, pve: client, store: db}
 }
 
-func (e *e2e) guestNodes(t *testing.T) map[string]string {
+func (e *e2e) guestNode(t *testing.T, vmid int) string {
 	t.Helper()
-	inv, err := e.pve.Inventory(context.Background(), pve.InventoryOptions{Parts: pve.PartClusterStatus})
-	if err != nil {
-		t.Fatal(err)
+	node, _, ok := e.sim.Sim.GuestNode(vmid)
+	if !ok {
+		t.Fatalf("guest %d is not in the simulator", vmid)
 	}
-	out := map[string]string{}
-	for _, g := range inv.Guests {
-		out[g.ID()] = g.Node
+	return node
+}
+
+// driveUntil advances the simulated clock (so migration tasks progress) until cond holds.
+func (e *e2e) driveUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out driving the simulated clock until %s\n%s", what, e.h.logs.String())
+		}
+		e.sim.Clock.Advance(2 * time.Second)
+		time.Sleep(time.Millisecond)
 	}
-	return out
 }
 
 const evacuateAlert = `{"version":"4","status":"firing","receiver":"balancer","groupKey":"{}:{node=\"pve1\"}","truncatedAlerts":0,
@@ -184,22 +123,38 @@ func TestWebhookPlanApproveMigrateInSimulator(t *testing.T) {
 	if len(rec.Plan.Moves) != 2 || rec.Plan.Action != "evacuate" {
 		t.Fatalf("plan: %s %d moves %+v", rec.Plan.Action, len(rec.Plan.Moves), rec.Plan.Notes)
 	}
-	if before := e.guestNodes(t); before["qemu/100"] != "pve1" || before["qemu/101"] != "pve1" {
-		t.Fatalf("a guest moved before approval: %v", before)
+	if e.guestNode(t, 100) != "pve1" || e.guestNode(t, 101) != "pve1" {
+		t.Fatal("a guest moved before approval")
 	}
-	code, resp := approve(t, h, rec.ID(), `{"by":"alice"}`)
-	if code != http.StatusAccepted || strings.Join(outcomes(resp.Moves), " ") != "started: started:" {
-		t.Fatalf("approve: %d %v", code, outcomes(resp.Moves))
+	code, body := h.do(t, http.MethodPost, "/api/v1/plans/"+rec.ID()+"/approve", apiToken, `{"by":"alice"}`)
+	if code != http.StatusAccepted {
+		t.Fatalf("approve: %d %s", code, body)
 	}
-	after := e.guestNodes(t)
-	for _, g := range []string{"qemu/100", "qemu/101"} {
-		if after[g] == "pve1" || after[g] == "" {
-			t.Errorf("%s is on %q after the evacuation", g, after[g])
+	var resp approveResponse
+	if err := json.Unmarshal([]byte(body), &resp); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(outcomes(resp.Moves), " "); got != "started: started:" {
+		t.Fatalf("verdicts: %s", got)
+	}
+	// The simulated clock stands still: the first migration runs and shows up as active.
+	waitFor(t, "an active migration", func() bool {
+		_, body := h.do(t, http.MethodGet, "/api/v1/migrations/active", "", "")
+		return strings.Contains(body, `"percent"`)
+	})
+	e.driveUntil(t, "the plan is executed", func() bool {
+		p, err := e.store.Plan(context.Background(), rec.ID())
+		return err == nil && p.State.Final()
+	})
+	h.srv.running.Wait()
+	final, _ := e.store.Plan(context.Background(), rec.ID())
+	if final.State != store.PlanExecuted {
+		t.Errorf("plan state %s (%s), want executed", final.State, final.StateReason)
+	}
+	for _, vmid := range []int{100, 101} {
+		if node := e.guestNode(t, vmid); node == "pve1" {
+			t.Errorf("guest %d is still on pve1", vmid)
 		}
-	}
-	final, err := e.store.Plan(context.Background(), rec.ID())
-	if err != nil || final.State != store.PlanExecuted {
-		t.Errorf("plan state %s (%s) %v, want executed", final.State, final.StateReason, err)
 	}
 	code, csv := h.do(t, http.MethodGet, "/api/v1/migrations?format=csv", "", "")
 	if code != http.StatusOK || strings.Count(csv, ",succeeded,") != 2 || !strings.Contains(csv, ",alice,") || !strings.Contains(csv, "UPID:pve1:") {
@@ -208,6 +163,9 @@ func TestWebhookPlanApproveMigrateInSimulator(t *testing.T) {
 	code, logBody := h.do(t, http.MethodGet, "/api/v1/migrations/1/log", "", "")
 	if code != http.StatusOK || !strings.Contains(logBody, "migration finished successfully") {
 		t.Errorf("migration log: %d %s", code, logBody)
+	}
+	if code, _ := h.do(t, http.MethodGet, "/api/v1/migrations/99/log", "", ""); code != http.StatusNotFound {
+		t.Errorf("log of an unknown migration: %d", code)
 	}
 	// Approving again changes nothing: the plan is final.
 	if code, _ := h.do(t, http.MethodPost, "/api/v1/plans/"+rec.ID()+"/approve", apiToken, ""); code != http.StatusConflict {
@@ -226,10 +184,26 @@ func TestDryRunMovesNothingInSimulator(t *testing.T) {
 	if code != http.StatusAccepted || strings.Join(outcomes(resp.Moves), " ") != "dry-run:DryRun dry-run:DryRun" {
 		t.Fatalf("approve: %d %v", code, outcomes(resp.Moves))
 	}
-	if nodes := e.guestNodes(t); nodes["qemu/100"] != "pve1" || nodes["qemu/101"] != "pve1" {
-		t.Errorf("dry-run moved a guest: %v", nodes)
+	e.sim.Clock.Advance(time.Hour)
+	if e.guestNode(t, 100) != "pve1" || e.guestNode(t, 101) != "pve1" {
+		t.Error("dry-run moved a guest")
 	}
-	if entries, err := e.store.Journal(context.Background(), store.JournalQuery{}); err != nil || len(entries) != 0 {
-		t.Errorf("dry-run journaled %d migrations (%v)", len(entries), err)
+	entries, err := e.store.Journal(context.Background(), store.JournalQuery{IncludeDryRun: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 2 {
+		t.Fatalf("journal has %d entries, want the 2 dry runs", len(entries))
+	}
+	for _, en := range entries {
+		if en.State != store.MoveDryRun || en.UPID != "" {
+			t.Errorf("journal entry %d: state %s, UPID %q; want a dry run without a task", en.ID, en.State, en.UPID)
+		}
+	}
+	if _, body := h.do(t, http.MethodGet, "/api/v1/migrations", "", ""); strings.TrimSpace(body) != "[]" {
+		t.Errorf("history lists dry runs by default: %s", body)
+	}
+	if _, body := h.do(t, http.MethodGet, "/api/v1/migrations?dry_run=true&guest=qemu/101", "", ""); strings.Count(body, `"outcome": "dry-run"`) != 1 {
+		t.Errorf("history with dry runs of qemu/101: %s", body)
 	}
 }

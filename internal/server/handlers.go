@@ -84,8 +84,20 @@ func rfc3339(t time.Time) string {
 	return t.UTC().Format(time.RFC3339)
 }
 
+// handleMigrations lists the journal, newest first. Filters: guest, node (source or target), plan, limit, and
+// dry_run=true to include dry runs.
 func (s *Server) handleMigrations(w http.ResponseWriter, r *http.Request) {
-	entries, err := s.store.Journal(r.Context(), store.JournalQuery{})
+	q := r.URL.Query()
+	jq := store.JournalQuery{Guest: q.Get("guest"), Node: q.Get("node"), PlanID: q.Get("plan"), IncludeDryRun: q.Get("dry_run") == "true"}
+	if l := q.Get("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 0 {
+			writeError(w, http.StatusBadRequest, "limit %q: want a non-negative integer", l)
+			return
+		}
+		jq.Limit = n
+	}
+	entries, err := s.store.Journal(r.Context(), jq)
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, "%v", err)
 		return

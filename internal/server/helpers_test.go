@@ -87,27 +87,41 @@ func (f *fakePlanner) setMoves(a placement.Action, ms ...placement.Move) {
 	}
 }
 
-// fakeExecutor records requests and succeeds.
+// fakeExecutor records requests and succeeds, or in dry-run mode records them as dry runs.
 type fakeExecutor struct {
-	mu   sync.Mutex
-	reqs []executor.Request
-	done chan struct{}
+	mu     sync.Mutex
+	reqs   []executor.Request // migrated
+	dry    []executor.Request // recorded in dry-run mode
+	dryRun bool
 }
 
 func (f *fakeExecutor) Execute(_ context.Context, req executor.Request) executor.Result {
 	f.mu.Lock()
-	f.reqs = append(f.reqs, req)
-	f.mu.Unlock()
-	if f.done != nil {
-		f.done <- struct{}{}
+	defer f.mu.Unlock()
+	if f.dryRun {
+		f.dry = append(f.dry, req)
+		return executor.Result{Request: req, Outcome: executor.OutcomeDryRun}
 	}
+	f.reqs = append(f.reqs, req)
 	return executor.Result{Request: req, Outcome: executor.OutcomeSucceeded}
+}
+
+func (f *fakeExecutor) SetDryRun(dryRun bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.dryRun = dryRun
 }
 
 func (f *fakeExecutor) Active(context.Context) ([]executor.ActiveMigration, error) { return nil, nil }
 
 func (f *fakeExecutor) TaskLog(context.Context, uint64) ([]pve.TaskLogLine, error) {
 	return nil, store.ErrNotFound
+}
+
+func (f *fakeExecutor) dryRuns() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.dry)
 }
 
 func (f *fakeExecutor) requests() []executor.Request {

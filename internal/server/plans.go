@@ -310,8 +310,9 @@ func (s *Server) vet(ctx context.Context, rec store.PlanRecord, indexes []int, b
 			v.Outcome = "started"
 			reqs = append(reqs, executor.Request{PlanID: rec.ID(), MoveIndex: v.Index, Move: rec.Plan.Moves[v.Index], Trigger: rec.Trigger, Approver: by})
 		case len(g.Reasons) == 1 && g.Reasons[0] == policy.ReasonDryRun:
+			// The executor, in dry-run mode, runs its checks and journals the move without migrating.
 			v.Outcome, v.Reasons, v.Message = "dry-run", []string{string(g.Reasons[0])}, g.Messages[0]
-			s.metrics.moves.WithLabelValues("dry-run").Inc()
+			reqs = append(reqs, executor.Request{PlanID: rec.ID(), MoveIndex: v.Index, Move: rec.Plan.Moves[v.Index], Trigger: rec.Trigger, Approver: by})
 		default:
 			v.Outcome = "held"
 			for _, r := range g.Reasons {
@@ -343,17 +344,24 @@ func (s *Server) start(ctx context.Context, planID string, reqs []executor.Reque
 // runMoves executes moves in plan order (each is valid on the cluster the earlier ones leave) and settles the
 // plan's state.
 func (s *Server) runMoves(ctx context.Context, planID string, reqs []executor.Request, chosen int) {
-	ok := 0
+	ok, dry := 0, 0
 	for _, req := range reqs {
 		res := s.exec.Execute(ctx, req)
 		s.metrics.inFlight.Dec()
 		s.metrics.moves.WithLabelValues(string(res.Outcome)).Inc()
-		if res.Outcome == executor.OutcomeSucceeded {
+		switch res.Outcome {
+		case executor.OutcomeSucceeded:
 			ok++
 			s.metrics.predictedGain.Add(req.Move.Improvement)
+		case executor.OutcomeDryRun:
+			dry++
 		}
 		level.Info(s.logger).Log("msg", "move ended", "plan", planID, "guest", req.Move.Guest, "target", req.Move.Target,
 			"outcome", res.Outcome, "reason", res.Reason, "upid", res.UPID, "err", res.Err)
+	}
+	if ok == 0 && dry > 0 {
+		s.refreshPlanGauge(ctx)
+		return // a dry run executed nothing: the plan stays approved, its journal entries say what would have run
 	}
 	to := store.PlanExecuted
 	if ok < chosen {

@@ -48,9 +48,12 @@ type Planner interface {
 	Ready(ctx context.Context) error
 }
 
-// Executor runs approved moves; internal/executor's Executor satisfies it.
+// Executor runs approved moves; internal/executor's Executor satisfies it. In dry-run mode the server still
+// hands it the moves that pass every gate, with SetDryRun(true): dry runs take the real path (prechecks,
+// journal) and only the migrate call is recorded instead of made.
 type Executor interface {
 	Execute(ctx context.Context, req executor.Request) executor.Result
+	SetDryRun(dryRun bool)
 	Active(ctx context.Context) ([]executor.ActiveMigration, error)
 	TaskLog(ctx context.Context, id uint64) ([]pve.TaskLogLine, error)
 }
@@ -137,8 +140,7 @@ func New(o Options) (*Server, error) {
 		depart: o.Departures,
 	}
 	s.metrics = newMetrics(o.Registry)
-	st := o.Settings
-	s.settings.Store(&st)
+	s.applySettings(o.Settings)
 	s.reloader = newReloader(o.Reload, s.applySettings, s.metrics, o.Logger, o.Now)
 	s.router = s.routes()
 	return s, nil
@@ -146,7 +148,10 @@ func New(o Options) (*Server, error) {
 
 func (s *Server) current() *Settings { return s.settings.Load() }
 
-func (s *Server) applySettings(st Settings) { s.settings.Store(&st) }
+func (s *Server) applySettings(st Settings) {
+	s.exec.SetDryRun(st.Gates.Mode == policy.ModeDryRun)
+	s.settings.Store(&st)
+}
 
 // Handler is the HTTP API.
 func (s *Server) Handler() http.Handler { return s.router }
