@@ -367,3 +367,31 @@ func TestScheduledPlanning(t *testing.T) {
 		t.Errorf("plan %s by %s", rec.Plan.Action, rec.Trigger)
 	}
 }
+
+func TestGainMeasured(t *testing.T) {
+	h := newHarness(t, settings(policy.ModeManual), func(o *Options) { o.MeasureAfter = time.Millisecond })
+	h.planner.setMoves(placement.ActionRebalance, mv("qemu/100", "pve1", "pve2"))
+	h.planner.before = placement.ClusterMetrics{MaxScore: 80}
+	h.planner.after = placement.ClusterMetrics{MaxScore: 50}
+	rec, err := h.srv.makePlan(context.Background(), placement.Request{Action: placement.ActionRebalance, Trigger: "api"}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// After the move the cluster measures 60 at its hottest node: 20 points realised of 30 predicted.
+	h.planner.mu.Lock()
+	h.planner.before = placement.ClusterMetrics{MaxScore: 60}
+	h.planner.mu.Unlock()
+	if code, _ := approve(t, h, rec.ID(), ""); code != http.StatusAccepted {
+		t.Fatalf("approve: %d", code)
+	}
+	_, metrics := h.do(t, http.MethodGet, "/metrics", "", "")
+	for _, want := range []string{
+		`proxbalance_gain_points_total{kind="predicted"} 30`,
+		`proxbalance_gain_points_total{kind="realised"} 20`,
+		`proxbalance_last_plan_gain_points{kind="realised"} 20`,
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("metrics lack %s:\n%s", want, grepLines(metrics, "gain"))
+		}
+	}
+}

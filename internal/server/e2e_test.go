@@ -74,6 +74,7 @@ func startE2E(t *testing.T, mode policy.Mode) *e2e {
 	srv, err := New(Options{
 		Planner:  &LivePlanner{PVE: client, History: noHistory{}, Now: sim.Clock.Now},
 		Executor: ex, Store: db, Settings: settings(mode), Now: sim.Clock.Now, Logger: log.NewLogfmtLogger(h.logs),
+		MeasureAfter: -1,
 	})
 	if err != nil {
 		t.Fatal(err)

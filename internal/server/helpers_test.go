@@ -38,9 +38,11 @@ type fakePlanner struct {
 	seen    map[string]string
 	quorate bool
 	tags    map[string][]string
-	err     error
-	ready   error
-	block   chan struct{} // when set, Plan waits on it (to let a storm pile up)
+	// before and after are the cluster metrics of every plan.
+	before, after placement.ClusterMetrics
+	err           error
+	ready         error
+	block         chan struct{} // when set, Plan waits on it (to let a storm pile up)
 }
 
 func (f *fakePlanner) Plan(_ context.Context, req placement.Request, _ map[string]bool, _ placement.Policy) (Planning, error) {
@@ -54,7 +56,8 @@ func (f *fakePlanner) Plan(_ context.Context, req placement.Request, _ map[strin
 		return Planning{}, f.err
 	}
 	moves := f.moves[req.Action]
-	p := placement.Plan{ID: string(req.Action) + "-" + req.Node, Action: req.Action, Node: req.Node, Trigger: req.Trigger, At: testNow, Moves: moves}
+	p := placement.Plan{ID: string(req.Action) + "-" + req.Node, Action: req.Action, Node: req.Node, Trigger: req.Trigger, At: testNow, Moves: moves,
+		Before: f.before, After: f.after}
 	moved := map[string]bool{}
 	for _, m := range moves {
 		moved[m.Guest] = true
@@ -180,7 +183,7 @@ func newHarness(t testing.TB, st Settings, mut ...func(*Options)) *harness {
 		exec:    &fakeExecutor{}, store: db, logs: &syncBuffer{},
 	}
 	o := Options{Planner: h.planner, Executor: h.exec, Store: db, Settings: st, Now: func() time.Time { return testNow },
-		Logger: log.NewLogfmtLogger(h.logs)}
+		Logger: log.NewLogfmtLogger(h.logs), MeasureAfter: -1}
 	for _, m := range mut {
 		m(&o)
 	}

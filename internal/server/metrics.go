@@ -13,7 +13,8 @@ type metrics struct {
 	moves            *prometheus.CounterVec
 	inFlight         prometheus.Gauge
 	imbalance        *prometheus.GaugeVec
-	predictedGain    prometheus.Counter
+	gain             *prometheus.CounterVec
+	lastGain         *prometheus.GaugeVec
 	nodeScore        *prometheus.GaugeVec
 	maintenance      *prometheus.GaugeVec
 	decisions        *prometheus.GaugeVec
@@ -47,10 +48,14 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Namespace: namespace, Name: "cluster_imbalance_ratio",
 			Help: "Coefficient of variation of node load in the last planning run, before and after its moves (predicted).",
 		}, []string{"when"}),
-		predictedGain: prometheus.NewCounter(prometheus.CounterOpts{
-			Namespace: namespace, Name: "predicted_gain_points_total",
-			Help: "Sum of the planner's predicted improvement of the moves that succeeded, in score points.",
-		}),
+		gain: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "gain_points_total",
+			Help: "Improvement of the hottest node's score by executed plans, in points: kind=predicted by the planner, kind=realised as measured by re-planning after the moves settled.",
+		}, []string{"kind"}),
+		lastGain: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: namespace, Name: "last_plan_gain_points",
+			Help: "Predicted and realised improvement of the hottest node's score by the last measured plan, in points.",
+		}, []string{"kind"}),
 		nodeScore: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: namespace, Name: "node_score_points",
 			Help: "Node score in the last planning run (lower is better).",
@@ -88,7 +93,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Time of the last successful configuration reload.",
 		}),
 	}
-	reg.MustRegister(m.plans, m.plansCreated, m.moves, m.inFlight, m.imbalance, m.predictedGain,
+	reg.MustRegister(m.plans, m.plansCreated, m.moves, m.inFlight, m.imbalance, m.gain, m.lastGain,
 		m.nodeScore, m.maintenance, m.decisions, m.webhookAlerts, m.webhookRequests, m.queueDropped,
 		m.planningFailures, m.reloadSuccess, m.reloadTimestamp)
 	for _, r := range []string{"queued", "duplicate", "resolved", "ignored", "dropped"} {

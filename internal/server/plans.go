@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/go-kit/log/level"
 	"github.com/gorilla/mux"
@@ -352,7 +353,6 @@ func (s *Server) runMoves(ctx context.Context, planID string, reqs []executor.Re
 		switch res.Outcome {
 		case executor.OutcomeSucceeded:
 			ok++
-			s.metrics.predictedGain.Add(req.Move.Improvement)
 		case executor.OutcomeDryRun:
 			dry++
 		}
@@ -367,10 +367,45 @@ func (s *Server) runMoves(ctx context.Context, planID string, reqs []executor.Re
 	if ok < chosen {
 		to = store.PlanPartiallyExecuted
 	}
-	if _, err := s.store.TransitionPlan(ctx, planID, to, fmt.Sprintf("%d of %d chosen moves succeeded", ok, chosen)); err != nil {
+	rec, err := s.store.TransitionPlan(ctx, planID, to, fmt.Sprintf("%d of %d chosen moves succeeded", ok, chosen))
+	if err != nil {
 		level.Warn(s.logger).Log("msg", "settling plan state", "plan", planID, "err", err)
 	}
 	s.refreshPlanGauge(ctx)
+	if err == nil && to == store.PlanExecuted {
+		s.measureGain(ctx, rec)
+	}
+}
+
+// measureGain compares, once the moves have settled into the load averages, the hottest node's score the
+// planner predicted with the one a fresh planning run sees. Only fully executed plans are measured: a partial
+// one's prediction does not apply.
+func (s *Server) measureGain(ctx context.Context, rec store.PlanRecord) {
+	if s.measureAfter < 0 {
+		return
+	}
+	select {
+	case <-s.stop:
+		return
+	case <-time.After(s.measureAfter):
+	}
+	maint, err := s.maintenanceSet(ctx)
+	if err != nil {
+		level.Warn(s.logger).Log("msg", "measuring a plan's gain", "plan", rec.ID(), "err", err)
+		return
+	}
+	fresh, err := s.planner.Plan(ctx, placement.Request{Action: placement.ActionRebalance, Trigger: "measure:" + rec.ID()}, maint, s.current().Placement)
+	if err != nil {
+		level.Warn(s.logger).Log("msg", "measuring a plan's gain", "plan", rec.ID(), "err", err)
+		return
+	}
+	predicted := rec.Plan.Before.MaxScore - rec.Plan.After.MaxScore
+	realised := rec.Plan.Before.MaxScore - fresh.Plan.Before.MaxScore
+	s.metrics.gain.WithLabelValues("predicted").Add(max(predicted, 0))
+	s.metrics.gain.WithLabelValues("realised").Add(max(realised, 0))
+	s.metrics.lastGain.WithLabelValues("predicted").Set(predicted)
+	s.metrics.lastGain.WithLabelValues("realised").Set(realised)
+	level.Info(s.logger).Log("msg", "plan gain measured", "plan", rec.ID(), "predicted_points", predicted, "realised_points", realised)
 }
 
 // revalidate checks one approved move against a fresh plan: the guest must still be on the planned source, and

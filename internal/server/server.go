@@ -87,6 +87,9 @@ type Options struct {
 	// Departures adds Prometheus' placement history to the journal for the rollback window; nil uses the
 	// journal only.
 	Departures DepartureSource
+	// MeasureAfter is how long after a plan executed its realised gain is measured (default 15m, the
+	// planner's current window; negative disables).
+	MeasureAfter time.Duration
 	// PlanningInterval queues a cluster-wide rebalance plan this often; 0 plans only on alerts and requests.
 	PlanningInterval time.Duration
 	// Reload re-reads the configuration; nil disables /-/reload.
@@ -109,12 +112,20 @@ type Server struct {
 	router   *mux.Router
 	interval time.Duration
 	depart   DepartureSource
+	// measureAfter delays gain measurements; stop ends the waiting ones when Run returns.
+	measureAfter time.Duration
+	stop         chan struct{}
 
 	mu sync.Mutex
-	// alertPlans maps an alert fingerprint to the plan its firing created, so its resolution withdraws it.
-	alertPlans map[string]string
-	lastRun    *decisionsReport
-	running    sync.WaitGroup
+	// alertPlans maps an alert fingerprint to the plan its firing created; planAlerts is the reverse, the
+	// alerts still firing for a plan: when the last resolves, the plan is withdrawn. planning holds the
+	// fingerprints of the request being planned, resolvedEarly those of them that resolved meanwhile.
+	alertPlans    map[string]string
+	planAlerts    map[string]map[string]bool
+	planning      map[string]bool
+	resolvedEarly map[string]bool
+	lastRun       *decisionsReport
+	running       sync.WaitGroup
 }
 
 // New builds a Server; Run starts its workers.
@@ -136,8 +147,12 @@ func New(o Options) (*Server, error) {
 	}
 	s := &Server{
 		planner: o.Planner, exec: o.Executor, store: o.Store, logger: o.Logger, now: o.Now, registry: o.Registry,
-		queue: newRequestQueue(o.QueueSize), dedupe: newDedupeCache(dedupeFor, maxDeliveries), alertPlans: map[string]string{}, interval: o.PlanningInterval,
-		depart: o.Departures,
+		queue: newRequestQueue(o.QueueSize), dedupe: newDedupeCache(dedupeFor, maxDeliveries), alertPlans: map[string]string{},
+		planAlerts: map[string]map[string]bool{}, planning: map[string]bool{}, resolvedEarly: map[string]bool{}, interval: o.PlanningInterval,
+		depart: o.Departures, measureAfter: o.MeasureAfter, stop: make(chan struct{}),
+	}
+	if s.measureAfter == 0 {
+		s.measureAfter = 15 * time.Minute
 	}
 	s.metrics = newMetrics(o.Registry)
 	s.applySettings(o.Settings)
@@ -197,6 +212,7 @@ func (s *Server) Run(ctx context.Context) {
 		level.Warn(s.logger).Log("msg", "reading the store for metrics", "err", err)
 	}
 	wg.Wait()
+	close(s.stop)
 	s.running.Wait()
 }
 

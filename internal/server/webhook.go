@@ -264,27 +264,94 @@ func (s *Server) handleAlerts(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusAccepted, res)
 }
 
-// resolveAlert withdraws what a resolved alert's firing asked for: the queued request, or the pending,
-// unapproved plan it created.
+// resolveAlert withdraws what a resolved alert's firing asked for: its queued request, or the pending,
+// unapproved plan it created once every alert that asked for that plan has resolved. An alert resolving while
+// its plan is being made is remembered, and the worker withdraws the plan as soon as it exists.
 func (s *Server) resolveAlert(ctx context.Context, key planKey, fingerprint string) {
 	s.queue.withdraw(key, fingerprint)
 	s.mu.Lock()
-	id, ok := s.alertPlans[fingerprint]
-	delete(s.alertPlans, fingerprint)
-	s.mu.Unlock()
-	if !ok {
+	if s.planning[fingerprint] {
+		s.resolvedEarly[fingerprint] = true
+		s.mu.Unlock()
 		return
 	}
+	id, ok := s.alertPlans[fingerprint]
+	last := false
+	if ok {
+		delete(s.alertPlans, fingerprint)
+		delete(s.planAlerts[id], fingerprint)
+		if last = len(s.planAlerts[id]) == 0; last {
+			delete(s.planAlerts, id)
+		}
+	}
+	s.mu.Unlock()
+	if last {
+		s.withdrawPlan(ctx, id, "alert "+fingerprint+" resolved")
+	}
+}
+
+// withdrawPlan withdraws a plan that nobody approved yet; approved plans run on, final ones are history.
+func (s *Server) withdrawPlan(ctx context.Context, id, reason string) {
 	rec, err := s.store.Plan(ctx, id)
 	if err != nil || rec.State != store.PlanPending {
-		return // approved plans run on; final ones are history
+		return
 	}
-	if _, err := s.store.TransitionPlan(ctx, id, store.PlanWithdrawn, "alert "+fingerprint+" resolved"); err != nil {
+	if _, err := s.store.TransitionPlan(ctx, id, store.PlanWithdrawn, reason); err != nil {
 		level.Warn(s.logger).Log("msg", "withdrawing a plan", "plan", id, "err", err)
 		return
 	}
-	level.Info(s.logger).Log("msg", "plan withdrawn: its alert resolved", "plan", id)
+	level.Info(s.logger).Log("msg", "plan withdrawn", "plan", id, "reason", reason)
 	s.refreshPlanGauge(ctx)
+}
+
+// trackAlerts marks fingerprints as being planned for.
+func (s *Server) trackAlerts(fps []string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, f := range fps {
+		if f != "" {
+			s.planning[f] = true
+		}
+	}
+}
+
+// untrackAlerts forgets fingerprints whose planning failed.
+func (s *Server) untrackAlerts(fps []string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, f := range fps {
+		delete(s.planning, f)
+		delete(s.resolvedEarly, f)
+	}
+}
+
+// bindAlerts links the fingerprints to the plan made for them and reports whether all of them resolved while
+// it was made.
+func (s *Server) bindAlerts(fps []string, id string) (allResolved bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	bound, resolved := 0, 0
+	for _, f := range fps {
+		if f == "" {
+			continue
+		}
+		delete(s.planning, f)
+		if s.resolvedEarly[f] {
+			delete(s.resolvedEarly, f)
+			resolved++
+			continue
+		}
+		if len(s.alertPlans) >= maxAlertPlans {
+			continue
+		}
+		s.alertPlans[f] = id
+		if s.planAlerts[id] == nil {
+			s.planAlerts[id] = map[string]bool{}
+		}
+		s.planAlerts[id][f] = true
+		bound++
+	}
+	return resolved > 0 && bound == 0 && len(s.planAlerts[id]) == 0
 }
 
 // maxAlertPlans bounds the fingerprint → plan index; past it, a resolved alert no longer withdraws its plan
@@ -324,18 +391,17 @@ func (s *Server) planWorker(ctx context.Context) {
 				break
 			}
 			req := placement.Request{Action: p.key.Action, Node: p.key.Node, Trigger: p.trigger}
+			s.trackAlerts(p.fingerprints)
 			rec, err := s.makePlan(ctx, req, p.fingerprints[0])
 			if err != nil {
+				s.untrackAlerts(p.fingerprints)
 				level.Error(s.logger).Log("msg", "planning for an alert failed", "action", req.Action, "node", req.Node, "err", err)
 				continue
 			}
-			s.mu.Lock()
-			for _, f := range p.fingerprints {
-				if f != "" && len(s.alertPlans) < maxAlertPlans {
-					s.alertPlans[f] = rec.ID()
-				}
+			if s.bindAlerts(p.fingerprints, rec.ID()) {
+				s.withdrawPlan(ctx, rec.ID(), "its alerts resolved while it was made")
+				continue
 			}
-			s.mu.Unlock()
 			if s.current().Gates.Mode == policy.ModeAuto && rec.State == store.PlanPending && len(rec.Plan.Moves) > 0 {
 				s.runAutomatically(ctx, rec)
 			}

@@ -209,9 +209,11 @@ func TestResolvedAlertWithdrawsItsPlan(t *testing.T) {
 			waitFor(t, "the plan", func() bool { return len(h.plans(t)) == 1 })
 		}
 	}
-	rec := h.plans(t)[0]
-	if rec.State != store.PlanWithdrawn || !strings.Contains(rec.StateReason, "resolved") {
-		t.Errorf("plan state %s (%s), want withdrawn", rec.State, rec.StateReason)
+	// The resolution may arrive while the worker still binds the alert to its plan; the worker then withdraws
+	// it itself, so wait.
+	waitFor(t, "the plan to be withdrawn", func() bool { return h.plans(t)[0].State == store.PlanWithdrawn })
+	if rec := h.plans(t)[0]; !strings.Contains(rec.StateReason, "resolved") {
+		t.Errorf("withdrawn because %q", rec.StateReason)
 	}
 }
 
@@ -283,4 +285,46 @@ func TestDedupeCache(t *testing.T) {
 	if !c.first(deliveryKey{"d", 1, "resolved"}, testNow.Add(time.Hour+3*time.Minute)) {
 		t.Error("resolved after firing counted as a duplicate")
 	}
+}
+
+func TestResolutionWithdrawsOnlyWhenEveryAlertResolved(t *testing.T) {
+	h := newHarness(t, settings(policy.ModeManual))
+	h.planner.setMoves(placement.ActionRelieve, mv("qemu/100", "pve2", "pve3"))
+	h.planner.block = make(chan struct{})
+	labels := `{"alertname":"PVENodeCPUPressure","proxbalance_action":"relieve","node":"pve2"}`
+	// The worker takes a first alert and blocks in the planner; two more alerts for the same node coalesce.
+	h.do(t, http.MethodPost, "/api/v1/alerts", webhookToken, alertJSON("firing", 1, 0, labels))
+	waitFor(t, "the worker", func() bool { return h.srv.queue.len() == 0 })
+	h.do(t, http.MethodPost, "/api/v1/alerts", webhookToken, alertJSON("firing", 2, 1, labels))
+	close(h.planner.block)
+	waitFor(t, "the plan", func() bool { return len(h.plans(t)) == 1 && h.srv.queue.len() == 0 })
+	waitFor(t, "the coalesced request", func() bool {
+		h.srv.mu.Lock()
+		defer h.srv.mu.Unlock()
+		return len(h.srv.alertPlans) == 3
+	})
+	state := func() store.PlanState { return h.plans(t)[0].State }
+	h.do(t, http.MethodPost, "/api/v1/alerts", webhookToken, alertJSON("resolved", 2, 0, labels))
+	if st := state(); st != store.PlanPending {
+		t.Fatalf("plan %s after 2 of 3 alerts resolved, want pending", st)
+	}
+	h.do(t, http.MethodPost, "/api/v1/alerts", webhookToken, alertJSON("resolved", 1, 2, labels))
+	if st := state(); st != store.PlanWithdrawn {
+		t.Errorf("plan %s after every alert resolved, want withdrawn", st)
+	}
+}
+
+func TestAlertResolvedWhilePlanning(t *testing.T) {
+	h := newHarness(t, settings(policy.ModeManual))
+	h.planner.setMoves(placement.ActionRelieve, mv("qemu/100", "pve2", "pve3"))
+	h.planner.block = make(chan struct{})
+	labels := `{"alertname":"PVENodeCPUPressure","proxbalance_action":"relieve","node":"pve2"}`
+	h.do(t, http.MethodPost, "/api/v1/alerts", webhookToken, alertJSON("firing", 1, 0, labels))
+	waitFor(t, "the worker", func() bool { return h.srv.queue.len() == 0 })
+	h.do(t, http.MethodPost, "/api/v1/alerts", webhookToken, alertJSON("resolved", 1, 0, labels))
+	close(h.planner.block)
+	waitFor(t, "the plan to be withdrawn", func() bool {
+		ps := h.plans(t)
+		return len(ps) == 1 && ps[0].State == store.PlanWithdrawn
+	})
 }
