@@ -176,3 +176,20 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// TestDocumentedExample keeps docs/pb-balancer.example.yml valid and its comments true.
+func TestDocumentedExample(t *testing.T) {
+	data, err := os.ReadFile("../../docs/pb-balancer.example.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := Parse(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	def := Default()
+	if c.Gates.RollbackWindow != def.Gates.RollbackWindow || c.Gates.MaxMigrationsPerRun != def.Gates.MaxMigrationsPerRun ||
+		c.Mode != def.Mode || c.Plans != def.Plans || c.Web != def.Web || c.Placement.Thresholds != def.Placement.Thresholds {
+		t.Errorf("the example claims to show defaults but differs:\n%s", c.Redacted())
+	}
+}

@@ -2,7 +2,12 @@ package server
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/proxbalance/proxbalance/internal/executor"
 )
+
+// outcomeHeld labels moves a policy gate held back.
+const outcomeHeld = "held"
 
 const namespace = "proxbalance"
 
@@ -38,7 +43,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"trigger", "action"}),
 		moves: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "moves_total",
-			Help: "Moves handled after approval or automatic selection, by outcome (succeeded, failed, refused, held, dry-run).",
+			Help: "Moves chosen for execution by outcome: held by a policy gate, refused (no longer valid or worth it, or by an executor check), or the executor's outcome (succeeded, failed, dry_run, unknown).",
 		}, []string{"outcome"}),
 		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: namespace, Name: "migrations_in_flight",
@@ -102,8 +107,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	for _, r := range []string{"accepted", "malformed", "oversize", "unauthorized"} {
 		m.webhookRequests.WithLabelValues(r)
 	}
-	for _, o := range []string{"succeeded", "failed", "refused", "held", "dry-run"} {
-		m.moves.WithLabelValues(o)
+	for _, o := range executor.Outcomes {
+		m.moves.WithLabelValues(string(o))
 	}
+	m.moves.WithLabelValues(outcomeHeld)
 	return m
 }

@@ -287,7 +287,7 @@ func (s *Server) vet(ctx context.Context, rec store.PlanRecord, indexes []int, b
 		v := MoveVerdict{Index: i, Guest: m.Guest}
 		if reason, msg := revalidate(m, fresh.Plan, settings.Placement.MinImprovement); reason != "" {
 			v.Outcome, v.Reasons, v.Message = "refused", []string{reason}, msg
-			s.metrics.moves.WithLabelValues("refused").Inc()
+			s.metrics.moves.WithLabelValues(string(executor.OutcomeRefused)).Inc()
 		} else {
 			candidates = append(candidates, len(verdicts))
 			pm = append(pm, policy.Move{Guest: m.Guest, Source: m.Source, Target: m.Target, Tags: fresh.Tags[m.Guest],
@@ -320,7 +320,7 @@ func (s *Server) vet(ctx context.Context, rec store.PlanRecord, indexes []int, b
 				v.Reasons = append(v.Reasons, string(r))
 			}
 			v.Message = strings.Join(g.Messages, "; ")
-			s.metrics.moves.WithLabelValues("held").Inc()
+			s.metrics.moves.WithLabelValues(outcomeHeld).Inc()
 		}
 	}
 	for _, v := range verdicts {
