@@ -395,3 +395,52 @@ func TestGainMeasured(t *testing.T) {
 		}
 	}
 }
+
+func TestNewerPlanSupersedesPending(t *testing.T) {
+	h := newHarness(t, settings(policy.ModeManual))
+	h.planner.setMoves(placement.ActionRelieve, mv("qemu/100", "pve2", "pve3"))
+	labels := `{"alertname":"PVENodeCPUPressure","proxbalance_action":"relieve","node":"pve2"}`
+	h.do(t, http.MethodPost, "/api/v1/alerts", webhookToken, alertJSON("firing", 1, 0, labels))
+	waitFor(t, "the first plan", func() bool { return len(h.plans(t)) == 1 })
+	first := h.plans(t)[0]
+	// The cluster changed: the same alert group, re-fired with another alert, gets a different plan.
+	h.planner.setMoves(placement.ActionRelieve, mv("qemu/101", "pve2", "pve1"))
+	h.planner.mu.Lock()
+	h.planner.idSuffix = "-v2"
+	h.planner.mu.Unlock()
+	h.do(t, http.MethodPost, "/api/v1/alerts", webhookToken, alertJSON("firing", 1, 1, labels))
+	waitFor(t, "the second plan", func() bool { return len(h.plans(t)) == 2 })
+	old, err := h.store.Plan(context.Background(), first.ID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if old.State != store.PlanWithdrawn || !strings.Contains(old.StateReason, "superseded by relieve-pve2-v2") {
+		t.Errorf("first plan %s (%s), want superseded", old.State, old.StateReason)
+	}
+	// Both alerts now belong to the new plan: it goes only when both resolved.
+	h.do(t, http.MethodPost, "/api/v1/alerts", webhookToken, alertJSON("resolved", 1, 0, labels))
+	if cur, _ := h.store.Plan(context.Background(), "relieve-pve2-v2"); cur.State != store.PlanPending {
+		t.Errorf("new plan %s after one of two alerts resolved", cur.State)
+	}
+	h.do(t, http.MethodPost, "/api/v1/alerts", webhookToken, alertJSON("resolved", 1, 1, labels))
+	waitFor(t, "the new plan to be withdrawn", func() bool {
+		cur, _ := h.store.Plan(context.Background(), "relieve-pve2-v2")
+		return cur.State == store.PlanWithdrawn
+	})
+}
+
+func TestEmptyPlansAreNotStored(t *testing.T) {
+	h := newHarness(t, settings(policy.ModeManual))
+	code, body := h.do(t, http.MethodGet, "/api/v1/nodes/pve4/evacuation", "", "")
+	if code != http.StatusOK || !strings.Contains(body, `"state": ""`) {
+		t.Errorf("empty evacuation: %d %s", code, body)
+	}
+	h.do(t, http.MethodPost, "/api/v1/alerts", webhookToken, alertJSON("firing", 1, 0, `{"proxbalance_action":"rebalance"}`))
+	waitFor(t, "the planning run", func() bool { return h.planner.callCount() == 2 })
+	if n := len(h.plans(t)); n != 0 {
+		t.Errorf("%d plans stored without moves", n)
+	}
+	if code, _ := h.do(t, http.MethodGet, "/api/v1/decisions", "", ""); code != http.StatusOK {
+		t.Errorf("decisions of the empty run: %d", code)
+	}
+}

@@ -40,9 +40,11 @@ type fakePlanner struct {
 	tags    map[string][]string
 	// before and after are the cluster metrics of every plan.
 	before, after placement.ClusterMetrics
-	err           error
-	ready         error
-	block         chan struct{} // when set, Plan waits on it (to let a storm pile up)
+	// idSuffix changes the plan IDs, as changed inputs do.
+	idSuffix string
+	err      error
+	ready    error
+	block    chan struct{} // when set, Plan waits on it (to let a storm pile up)
 }
 
 func (f *fakePlanner) Plan(_ context.Context, req placement.Request, _ map[string]bool, _ placement.Policy) (Planning, error) {
@@ -56,7 +58,7 @@ func (f *fakePlanner) Plan(_ context.Context, req placement.Request, _ map[strin
 		return Planning{}, f.err
 	}
 	moves := f.moves[req.Action]
-	p := placement.Plan{ID: string(req.Action) + "-" + req.Node, Action: req.Action, Node: req.Node, Trigger: req.Trigger, At: testNow, Moves: moves,
+	p := placement.Plan{ID: string(req.Action) + "-" + req.Node + f.idSuffix, Action: req.Action, Node: req.Node, Trigger: req.Trigger, At: testNow, Moves: moves,
 		Before: f.before, After: f.after}
 	moved := map[string]bool{}
 	for _, m := range moves {

@@ -94,12 +94,19 @@ func (s *Server) recordRun(p placement.Plan) {
 	}
 }
 
-// makePlan plans and stores the plan as pending (plan IDs are deterministic: asking twice for the same thing on
-// the same inputs returns the stored plan).
+// makePlan plans and stores the plan as pending, superseding older pending plans for the same action and
+// node (an operator approves the freshest). Plan IDs are deterministic: asking twice for the same thing on the
+// same inputs returns the stored plan. A plan without moves is not stored (its decisions are still the last
+// run's); its record has an empty State.
 func (s *Server) makePlan(ctx context.Context, req placement.Request, fingerprint string) (store.PlanRecord, error) {
 	p, err := s.plan(ctx, req)
 	if err != nil {
 		return store.PlanRecord{}, err
+	}
+	if len(p.Plan.Moves) == 0 {
+		level.Info(s.logger).Log("msg", "nothing to move", "action", req.Action, "node", req.Node, "trigger", req.Trigger,
+			"notes", notesText(p.Plan.Notes))
+		return store.PlanRecord{Plan: p.Plan, Trigger: req.Trigger}, nil
 	}
 	now := s.now()
 	rec, created, err := s.store.CreatePlan(ctx, store.PlanRecord{
@@ -113,9 +120,47 @@ func (s *Server) makePlan(ctx context.Context, req placement.Request, fingerprin
 		s.metrics.plansCreated.WithLabelValues(triggerKind(req.Trigger), string(req.Action)).Inc()
 		level.Info(s.logger).Log("msg", "plan created", "plan", rec.ID(), "action", req.Action, "node", req.Node,
 			"trigger", req.Trigger, "moves", len(p.Plan.Moves))
+		s.supersede(ctx, rec)
 	}
 	s.refreshPlanGauge(ctx)
 	return rec, nil
+}
+
+// supersede withdraws the other pending plans for the same action and node, and hands their alerts to the new
+// plan.
+func (s *Server) supersede(ctx context.Context, rec store.PlanRecord) {
+	pending, err := s.store.Plans(ctx, store.PlanFilter{States: []store.PlanState{store.PlanPending}})
+	if err != nil {
+		level.Warn(s.logger).Log("msg", "listing pending plans", "err", err)
+		return
+	}
+	for _, old := range pending {
+		if old.ID() == rec.ID() || old.Plan.Action != rec.Plan.Action || old.Plan.Node != rec.Plan.Node {
+			continue
+		}
+		if _, err := s.store.TransitionPlan(ctx, old.ID(), store.PlanWithdrawn, "superseded by "+rec.ID()); err != nil {
+			level.Warn(s.logger).Log("msg", "superseding a plan", "plan", old.ID(), "err", err)
+			continue
+		}
+		s.mu.Lock()
+		for f := range s.planAlerts[old.ID()] {
+			s.alertPlans[f] = rec.ID()
+			if s.planAlerts[rec.ID()] == nil {
+				s.planAlerts[rec.ID()] = map[string]bool{}
+			}
+			s.planAlerts[rec.ID()][f] = true
+		}
+		delete(s.planAlerts, old.ID())
+		s.mu.Unlock()
+	}
+}
+
+func notesText(ns []placement.Note) string {
+	var parts []string
+	for _, n := range ns {
+		parts = append(parts, string(n.Reason)+": "+n.Message)
+	}
+	return strings.Join(parts, "; ")
 }
 
 func (s *Server) refreshPlanGauge(ctx context.Context) {

@@ -398,6 +398,10 @@ func (s *Server) planWorker(ctx context.Context) {
 				level.Error(s.logger).Log("msg", "planning for an alert failed", "action", req.Action, "node", req.Node, "err", err)
 				continue
 			}
+			if rec.State == "" { // nothing to move: no plan to bind the alerts to
+				s.untrackAlerts(p.fingerprints)
+				continue
+			}
 			if s.bindAlerts(p.fingerprints, rec.ID()) {
 				s.withdrawPlan(ctx, rec.ID(), "its alerts resolved while it was made")
 				continue
