@@ -409,7 +409,12 @@ func TestNewerPlanSupersedesPending(t *testing.T) {
 	h.planner.idSuffix = "-v2"
 	h.planner.mu.Unlock()
 	h.do(t, http.MethodPost, "/api/v1/alerts", webhookToken, alertJSON("firing", 1, 1, labels))
-	waitFor(t, "the second plan", func() bool { return len(h.plans(t)) == 2 })
+	waitFor(t, "the second plan to supersede the first and take both alerts", func() bool {
+		h.srv.mu.Lock()
+		bound := len(h.srv.planAlerts["relieve-pve2-v2"]) == 2
+		h.srv.mu.Unlock()
+		return bound && len(h.plans(t)) == 2
+	})
 	old, err := h.store.Plan(context.Background(), first.ID())
 	if err != nil {
 		t.Fatal(err)
