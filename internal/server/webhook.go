@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -109,10 +110,12 @@ func MapAlert(a Alert) Mapping {
 	return Mapping{Ignored: fmt.Sprintf("unknown action %q", action)}
 }
 
-// pendingRequest is a planning request waiting in the queue, with the alerts that asked for it.
+// pendingRequest is a planning request waiting in the queue, with the alerts that asked for it: how many are
+// firing, and the fingerprints of the first maxFingerprintsPerRequest of them.
 type pendingRequest struct {
 	key          planKey
 	trigger      string
+	firing       int
 	fingerprints []string
 }
 
@@ -138,6 +141,7 @@ func (q *requestQueue) add(key planKey, trigger, fingerprint string) bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if p, ok := q.pending[key]; ok {
+		p.firing++
 		if len(p.fingerprints) < maxFingerprintsPerRequest {
 			p.fingerprints = append(p.fingerprints, fingerprint)
 		}
@@ -146,7 +150,7 @@ func (q *requestQueue) add(key planKey, trigger, fingerprint string) bool {
 	if len(q.pending) >= q.max {
 		return false
 	}
-	q.pending[key] = &pendingRequest{key: key, trigger: trigger, fingerprints: []string{fingerprint}}
+	q.pending[key] = &pendingRequest{key: key, trigger: trigger, firing: 1, fingerprints: []string{fingerprint}}
 	q.order = append(q.order, key)
 	select {
 	case q.wake <- struct{}{}:
@@ -155,7 +159,7 @@ func (q *requestQueue) add(key planKey, trigger, fingerprint string) bool {
 	return true
 }
 
-// withdraw drops a fingerprint from the waiting request; a request left without alerts is dropped.
+// withdraw drops a resolved alert from the waiting request; a request left without firing alerts is dropped.
 func (q *requestQueue) withdraw(key planKey, fingerprint string) bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
@@ -163,13 +167,15 @@ func (q *requestQueue) withdraw(key planKey, fingerprint string) bool {
 	if !ok {
 		return false
 	}
-	for i, f := range p.fingerprints {
-		if f == fingerprint {
-			p.fingerprints = append(p.fingerprints[:i], p.fingerprints[i+1:]...)
-			break
-		}
+	switch i := slices.Index(p.fingerprints, fingerprint); {
+	case i >= 0:
+		p.fingerprints = slices.Delete(p.fingerprints, i, i+1)
+	case len(p.fingerprints) < p.firing:
+		// One of the alerts whose fingerprints were not kept; it was counted all the same.
+	default:
+		return false
 	}
-	if len(p.fingerprints) == 0 {
+	if p.firing--; p.firing == 0 {
 		delete(q.pending, key)
 	}
 	return true

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -327,4 +328,28 @@ func TestAlertResolvedWhilePlanning(t *testing.T) {
 		ps := h.plans(t)
 		return len(ps) == 1 && ps[0].State == store.PlanWithdrawn
 	})
+}
+
+func TestQueueCountsAlertsBeyondTheKeptFingerprints(t *testing.T) {
+	q := newRequestQueue(4)
+	key := planKey{Action: placement.ActionRelieve, Node: "pve1"}
+	for i := range maxFingerprintsPerRequest + 2 {
+		if !q.add(key, "alert:X pve1", "fp"+strconv.Itoa(i)) {
+			t.Fatal("queue refused a coalescing alert")
+		}
+	}
+	p := q.pending[key]
+	if len(p.fingerprints) != maxFingerprintsPerRequest || p.firing != maxFingerprintsPerRequest+2 {
+		t.Fatalf("kept %d fingerprints of %d firing", len(p.fingerprints), p.firing)
+	}
+	for i := range maxFingerprintsPerRequest + 1 {
+		q.withdraw(key, "fp"+strconv.Itoa(i))
+	}
+	if q.len() != 1 {
+		t.Fatal("the request went while an alert still fires")
+	}
+	q.withdraw(key, "fp"+strconv.Itoa(maxFingerprintsPerRequest+1))
+	if q.len() != 0 {
+		t.Error("the request stays after every alert resolved")
+	}
 }
