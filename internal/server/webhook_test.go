@@ -288,14 +288,24 @@ func TestDedupeCache(t *testing.T) {
 	}
 }
 
-func TestResolutionWithdrawsOnlyWhenEveryAlertResolved(t *testing.T) {
+const relievePVE2 = `{"alertname":"PVENodeCPUPressure","proxbalance_action":"relieve","node":"pve2"}`
+
+// workerBlockedOnFirstAlert returns a harness whose worker took alert fp0 (relieve pve2) and waits in the
+// planner until h.planner.block is closed.
+func workerBlockedOnFirstAlert(t *testing.T) *harness {
+	t.Helper()
 	h := newHarness(t, settings(policy.ModeManual))
 	h.planner.setMoves(placement.ActionRelieve, mv("qemu/100", "pve2", "pve3"))
 	h.planner.block = make(chan struct{})
-	labels := `{"alertname":"PVENodeCPUPressure","proxbalance_action":"relieve","node":"pve2"}`
-	// The worker takes a first alert and blocks in the planner; two more alerts for the same node coalesce.
-	h.do(t, http.MethodPost, "/api/v1/alerts", webhookToken, alertJSON("firing", 1, 0, labels))
+	h.do(t, http.MethodPost, "/api/v1/alerts", webhookToken, alertJSON("firing", 1, 0, relievePVE2))
 	waitFor(t, "the worker", func() bool { return h.srv.queue.len() == 0 })
+	return h
+}
+
+func TestResolutionWithdrawsOnlyWhenEveryAlertResolved(t *testing.T) {
+	h := workerBlockedOnFirstAlert(t)
+	labels := relievePVE2
+	// Two more alerts for the same node coalesce while the first is being planned.
 	h.do(t, http.MethodPost, "/api/v1/alerts", webhookToken, alertJSON("firing", 2, 1, labels))
 	close(h.planner.block)
 	waitFor(t, "the plan", func() bool { return len(h.plans(t)) == 1 && h.srv.queue.len() == 0 })
@@ -316,13 +326,8 @@ func TestResolutionWithdrawsOnlyWhenEveryAlertResolved(t *testing.T) {
 }
 
 func TestAlertResolvedWhilePlanning(t *testing.T) {
-	h := newHarness(t, settings(policy.ModeManual))
-	h.planner.setMoves(placement.ActionRelieve, mv("qemu/100", "pve2", "pve3"))
-	h.planner.block = make(chan struct{})
-	labels := `{"alertname":"PVENodeCPUPressure","proxbalance_action":"relieve","node":"pve2"}`
-	h.do(t, http.MethodPost, "/api/v1/alerts", webhookToken, alertJSON("firing", 1, 0, labels))
-	waitFor(t, "the worker", func() bool { return h.srv.queue.len() == 0 })
-	h.do(t, http.MethodPost, "/api/v1/alerts", webhookToken, alertJSON("resolved", 1, 0, labels))
+	h := workerBlockedOnFirstAlert(t)
+	h.do(t, http.MethodPost, "/api/v1/alerts", webhookToken, alertJSON("resolved", 1, 0, relievePVE2))
 	close(h.planner.block)
 	waitFor(t, "the plan to be withdrawn", func() bool {
 		ps := h.plans(t)
