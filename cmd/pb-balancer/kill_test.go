@@ -233,6 +233,31 @@ func TestKillDuringMigrationThenRestart(t *testing.T) {
 			t.Errorf("qemu/100 is on %s, want %s", r.Node, plan.Plan.Moves[0].Target)
 		}
 	}
+	// SIGHUP reloads through the same path as POST /-/reload: a good file is applied, a bad one is refused and
+	// the balancer keeps serving with the previous configuration.
+	poll(t, "the restarted balancer to listen", 20*time.Second, second.logs.String, func() bool {
+		return getJSON(t, base+"/-/healthy", "", nil) == http.StatusOK
+	})
+	hup := func(want string) {
+		t.Helper()
+		before := strings.Count(second.logs.String(), want)
+		if err := second.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+		poll(t, want, 10*time.Second, second.logs.String, func() bool { return strings.Count(second.logs.String(), want) > before })
+	}
+	hup("configuration reloaded")
+	if err := os.WriteFile(cfgPath, append(cfgText, []byte("gates:\n  rollback_window: 1000h\n")...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	hup("reload failed; keeping the previous configuration")
+	if !strings.Contains(second.logs.String(), "gates.rollback_window: 1000h0m0s is outside [1h, 168h]") {
+		t.Errorf("the failed reload does not say why:\n%s", second.logs.String())
+	}
+	if code := getJSON(t, base+"/-/healthy", "", nil); code != http.StatusOK {
+		t.Errorf("after a bad reload: %d", code)
+	}
+
 	for _, p := range []*process{first, second} {
 		for _, secret := range []string{"serve-api-token", "serve-webhook-token", "sim-admin-secret"} {
 			if strings.Contains(p.logs.String(), secret) {

@@ -449,3 +449,43 @@ func TestEmptyPlansAreNotStored(t *testing.T) {
 		t.Errorf("decisions of the empty run: %d", code)
 	}
 }
+
+func TestMigrationHistoryFormats(t *testing.T) {
+	h := newHarness(t, settings(policy.ModeManual))
+	ctx := context.Background()
+	e, err := h.store.BeginMove(ctx, store.JournalEntry{PlanID: "p1", Guest: "qemu/100", Source: "pve1", Target: "pve2",
+		Trigger: "alert:PVENodeCPUPressure pve1", Approver: "alice", TargetScore: 42.5, IntentAt: testNow})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.store.UpdateMove(ctx, e.ID, func(j *store.JournalEntry) error {
+		j.State, j.UPID = store.MoveSucceeded, "UPID:pve1:0001:0002:0003:qmigrate:100:root@pam!pb:"
+		j.StartedAt, j.EndedAt = testNow, testNow.Add(90*time.Second)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	req := httptest.NewRequest(http.MethodGet, "/api/v1/migrations", nil)
+	req.Header.Set("Accept", "text/csv")
+	rec := httptest.NewRecorder()
+	h.srv.Handler().ServeHTTP(rec, req)
+	want := "id,guest,source,target,upid,start,end,outcome,duration_seconds,trigger,approver,target_score,plan_id,error\n" +
+		"1,qemu/100,pve1,pve2,UPID:pve1:0001:0002:0003:qmigrate:100:root@pam!pb:,2026-11-27T04:00:00Z,2026-11-27T04:01:30Z,succeeded,90,alert:PVENodeCPUPressure pve1,alice,42.50,p1,\n"
+	if rec.Code != http.StatusOK || rec.Header().Get("Content-Type") != "text/csv; charset=utf-8" || rec.Body.String() != want {
+		t.Errorf("CSV: %d %s\n%s", rec.Code, rec.Header().Get("Content-Type"), rec.Body.String())
+	}
+	code, body := h.do(t, http.MethodGet, "/api/v1/migrations?guest=qemu/100", "", "")
+	var rows []migrationRow
+	if err := json.Unmarshal([]byte(body), &rows); err != nil || code != http.StatusOK {
+		t.Fatalf("JSON: %d %v %s", code, err, body)
+	}
+	if len(rows) != 1 || rows[0].Duration != 90 || rows[0].Approver != "alice" || rows[0].Outcome != "succeeded" {
+		t.Errorf("JSON rows: %+v", rows)
+	}
+	if code, body := h.do(t, http.MethodGet, "/api/v1/migrations?guest=qemu/999", "", ""); code != http.StatusOK || strings.TrimSpace(body) != "[]" {
+		t.Errorf("filtered out: %d %s", code, body)
+	}
+	if code, _ := h.do(t, http.MethodGet, "/api/v1/migrations?limit=-1", "", ""); code != http.StatusBadRequest {
+		t.Errorf("bad limit: %d", code)
+	}
+}
