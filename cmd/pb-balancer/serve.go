@@ -71,6 +71,9 @@ func restartOnly(old, cur *config.Resolved) []string {
 	if old.Prometheus.URL != cur.Prometheus.URL || fmt.Sprint(old.Prometheus.Selector) != fmt.Sprint(cur.Prometheus.Selector) {
 		out = append(out, "prometheus")
 	}
+	if fmt.Sprint(old.History) != fmt.Sprint(cur.History) {
+		out = append(out, "history")
+	}
 	if old.Store != cur.Store {
 		out = append(out, "store")
 	}
@@ -142,7 +145,7 @@ func serve(ctx context.Context, configFile string, cfg *config.Resolved, env con
 		return fmt.Errorf("prometheus.url: %w", err)
 	}
 	prom := promv1.NewAPI(promClient)
-	hist, err := history.New(prom, history.Config{Selector: cfg.Prometheus.Selector}, logger)
+	hist, err := history.New(prom, cfg.HistoryConfig(), logger)
 	if err != nil {
 		return err
 	}
@@ -167,7 +170,7 @@ func serve(ctx context.Context, configFile string, cfg *config.Resolved, env con
 	live := cfg
 	srv, err := server.New(server.Options{
 		Planner: &server.LivePlanner{
-			PVE: client, History: hist, Now: time.Now,
+			PVE: client, History: hist, Now: time.Now, Horizon: time.Duration(cfg.History.Horizon),
 			PrometheusReady: func(ctx context.Context) error {
 				_, err := prom.Buildinfo(ctx)
 				return err

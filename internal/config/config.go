@@ -18,9 +18,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/common/model"
 	"gopkg.in/yaml.v3"
 
+	"github.com/proxbalance/proxbalance/internal/history"
 	"github.com/proxbalance/proxbalance/internal/placement"
+	"github.com/proxbalance/proxbalance/internal/planinput"
 	"github.com/proxbalance/proxbalance/internal/policy"
 	"github.com/proxbalance/proxbalance/internal/pve"
 )
@@ -58,6 +61,7 @@ const (
 type Config struct {
 	PVE        PVE              `yaml:"pve"`
 	Prometheus Prometheus       `yaml:"prometheus"`
+	History    History          `yaml:"history"`
 	Mode       policy.Mode      `yaml:"mode"`
 	Placement  placement.Policy `yaml:"placement"`
 	Gates      Gates            `yaml:"gates"`
@@ -89,6 +93,44 @@ type Prometheus struct {
 	// Selector holds exact label matchers selecting the cluster's series, e.g. {cluster: lab}.
 	Selector map[string]string `yaml:"selector"`
 	Timeout  time.Duration     `yaml:"timeout"`
+}
+
+// Duration is a duration in Prometheus' notation ("90s", "7d", "1h30m").
+type Duration time.Duration
+
+// UnmarshalYAML parses the notation; errors carry the line.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	v, err := model.ParseDuration(n.Value)
+	if err != nil {
+		return fmt.Errorf("line %d: %w", n.Line, err)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalYAML renders the notation.
+func (d Duration) MarshalYAML() (any, error) { return model.Duration(d).String(), nil }
+
+// String renders the notation.
+func (d Duration) String() string { return model.Duration(d).String() }
+
+// History says how much of the past the planner reads.
+type History struct {
+	// Windows are the planner's views (default 1h, 24h, 7d); the longest is fetched.
+	Windows []Duration `yaml:"windows"`
+	// Resolution is the smallest step (default 5m, the recording rules' window).
+	Resolution Duration `yaml:"resolution"`
+	// Horizon is the span of history the planner expects (default 7d): a shorter history lowers data coverage.
+	Horizon Duration `yaml:"horizon"`
+}
+
+// HistoryConfig is the history client's config.
+func (c *Config) HistoryConfig() history.Config {
+	hc := history.Config{Selector: c.Prometheus.Selector, Resolution: time.Duration(c.History.Resolution)}
+	for _, w := range c.History.Windows {
+		hc.Windows = append(hc.Windows, time.Duration(w))
+	}
+	return hc
 }
 
 // Gates configures internal/policy; see policy.Gates.
@@ -160,6 +202,10 @@ func Default() Config {
 	return Config{
 		PVE:        PVE{TokenSecretEnv: DefaultPVETokenEnv, Timeout: 10 * time.Second},
 		Prometheus: Prometheus{URL: DefaultPrometheusURL, Timeout: 30 * time.Second},
+		History: History{
+			Windows:    []Duration{Duration(time.Hour), Duration(24 * time.Hour), Duration(7 * 24 * time.Hour)},
+			Resolution: Duration(history.DefaultResolution), Horizon: Duration(planinput.DefaultHorizon),
+		},
 		Mode:       policy.ModeDryRun,
 		Placement:  placement.DefaultPolicy(),
 		Gates: Gates{
@@ -422,6 +468,17 @@ func (c *Config) Validate() error {
 	}
 	if c.Prometheus.Timeout <= 0 {
 		bad("prometheus.timeout", "%v must be positive", c.Prometheus.Timeout)
+	}
+	hc := c.HistoryConfig()
+	hc.Selector = nil // validated above as prometheus.selector
+	if err := hc.Validate(); err != nil {
+		// The history package's messages start with the field ("history resolution 500ms: ...").
+		msg := strings.TrimPrefix(strings.TrimPrefix(err.Error(), "history"), " ")
+		field, _, _ := strings.Cut(msg, " ")
+		errs = append(errs, c.lineOf("history."+strings.TrimSuffix(field, ":"), "history: "+msg))
+	}
+	if c.History.Horizon <= 0 {
+		bad("history.horizon", "%v must be positive", c.History.Horizon)
 	}
 	if _, err := policy.ParseMode(string(c.Mode)); err != nil {
 		bad("mode", "%q: want dry-run, manual or auto", c.Mode)

@@ -48,6 +48,9 @@ func TestLoadValid(t *testing.T) {
 		{"api token", string(r.APIToken), "api-secret-value"},
 		{"webhook token", string(r.WebhookToken), "webhook-secret-value"},
 		{"pve config secret", string(r.PVEConfig().TokenSecret), "pve-secret-value"},
+		{"history windows", fmt.Sprint(r.HistoryConfig().Windows), "[1h0m0s 168h0m0s]"},
+		{"history resolution default", r.HistoryConfig().Resolution, 5 * time.Minute},
+		{"history horizon", r.History.Horizon.String(), "1w"},
 	}
 	for _, c := range checks {
 		if c.got != c.want {
@@ -109,6 +112,8 @@ func TestLoadInvalid(t *testing.T) {
 		{"invalid-day.yml", `line 9: gates.windows[0].days: day "funday": want mon, tue, wed, thu, fri, sat or sun`},
 		{"invalid-duplicate-key.yml", `line 8: mode: mapping key "mode" already defined at line 7`},
 		{"invalid-empty.yml", "empty config"},
+		{"invalid-history-resolution.yml", "line 9: history: resolution 500ms: must be a whole number of seconds, at least 1s"},
+		{"invalid-history-window.yml", `line 8: history.windows: unknown unit "x" in duration "7x"`},
 		{"invalid-inline-secret.yml", `line 4: pve: unknown field "token_secret" (known: ca_file, insecure_skip_verify, timeout, token_id, token_secret_env, token_secret_file, url)`},
 		{"invalid-listen-address.yml", `line 8: web.listen_address: "9876": want host:port`},
 		{"invalid-mode.yml", `line 7: mode: "yolo": want dry-run, manual or auto`},
@@ -189,7 +194,7 @@ func TestDocumentedExample(t *testing.T) {
 	}
 	def := Default()
 	if c.Gates.RollbackWindow != def.Gates.RollbackWindow || c.Gates.MaxMigrationsPerRun != def.Gates.MaxMigrationsPerRun ||
-		c.Mode != def.Mode || c.Plans != def.Plans || c.Web != def.Web || c.Placement.Thresholds != def.Placement.Thresholds {
+		c.Mode != def.Mode || c.Plans != def.Plans || c.History.Horizon != def.History.Horizon || len(c.History.Windows) != 3 || c.Web != def.Web || c.Placement.Thresholds != def.Placement.Thresholds {
 		t.Errorf("the example claims to show defaults but differs:\n%s", c.Redacted())
 	}
 }

@@ -35,6 +35,8 @@ type LivePlanner struct {
 	// PrometheusReady pings Prometheus (e.g. its /-/ready or a buildinfo call).
 	PrometheusReady func(ctx context.Context) error
 	Now             func() time.Time
+	// Horizon is the history span the planner expects (default planinput.DefaultHorizon).
+	Horizon time.Duration
 }
 
 const plannerParts = pve.PartClusterStatus | pve.PartHA | pve.PartTasks | pve.PartStorage | pve.PartConfigs
@@ -50,7 +52,7 @@ func (p *LivePlanner) Plan(ctx context.Context, req placement.Request, maintenan
 	if err != nil {
 		return Planning{}, fmt.Errorf("reading history from Prometheus: %w", err)
 	}
-	st, _, err := planinput.Build(inv, snap, planinput.Options{Maintenance: maintenance})
+	st, _, err := planinput.Build(inv, snap, planinput.Options{Maintenance: maintenance, Horizon: p.Horizon})
 	if err != nil {
 		return Planning{}, err
 	}
