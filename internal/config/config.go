@@ -206,8 +206,8 @@ func Default() Config {
 			Windows:    []Duration{Duration(time.Hour), Duration(24 * time.Hour), Duration(7 * 24 * time.Hour)},
 			Resolution: Duration(history.DefaultResolution), Horizon: Duration(planinput.DefaultHorizon),
 		},
-		Mode:       policy.ModeDryRun,
-		Placement:  placement.DefaultPolicy(),
+		Mode:      policy.ModeDryRun,
+		Placement: placement.DefaultPolicy(),
 		Gates: Gates{
 			Cooldown: g.Cooldown, FailureCooldown: g.FailureCooldown, RollbackWindow: g.RollbackWindow,
 			MaxMigrationsPerRun: g.MaxPerRun, MaxConcurrentMigrations: g.MaxConcurrent, RequireQuorum: g.RequireQuorum,
