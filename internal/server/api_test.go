@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -101,7 +102,7 @@ func approve(t *testing.T, h *harness, id, body string) (int, approveResponse) {
 	t.Helper()
 	code, resp := h.do(t, http.MethodPost, "/api/v1/plans/"+id+"/approve", apiToken, body)
 	var out approveResponse
-	if code == http.StatusAccepted {
+	if code == http.StatusAccepted || code == http.StatusConflict {
 		if err := json.Unmarshal([]byte(resp), &out); err != nil {
 			t.Fatalf("%v: %s", err, resp)
 		}
@@ -128,22 +129,23 @@ func TestApprove(t *testing.T) {
 		body     string
 		fresh    []placement.Move // the planner's answer at approval; nil: same as the plan
 		quorate  bool
+		code     int
 		want     []string
 		executed int
 		state    store.PlanState
 	}{
-		{"dry-run moves nothing", policy.ModeDryRun, "", nil, true,
+		{"dry-run moves nothing", policy.ModeDryRun, "", nil, true, http.StatusAccepted,
 			[]string{"dry-run:DryRun", "dry-run:DryRun", "dry-run:DryRun"}, 0, store.PlanApproved},
-		{"manual runs every move", policy.ModeManual, "", nil, true,
+		{"manual runs every move", policy.ModeManual, "", nil, true, http.StatusAccepted,
 			[]string{"started:", "started:", "started:"}, 3, store.PlanExecuted},
-		{"a subset", policy.ModeManual, `{"moves":[2],"by":"alice"}`, nil, true,
+		{"a subset", policy.ModeManual, `{"moves":[2],"by":"alice"}`, nil, true, http.StatusAccepted,
 			[]string{"started:"}, 1, store.PlanExecuted},
-		{"a move no longer proposed is refused", policy.ModeManual, "", moves[:1], true,
+		{"a move no longer proposed is refused", policy.ModeManual, "", moves[:1], true, http.StatusAccepted,
 			[]string{"started:", "refused:NoLongerProposed", "refused:NoLongerProposed"}, 1, store.PlanPartiallyExecuted},
-		{"a guest that moved is refused", policy.ModeManual, `{"moves":[0]}`, []placement.Move{mv("qemu/100", "pve4", "pve2")}, true,
-			[]string{"refused:GuestMoved"}, 0, store.PlanApproved},
-		{"gates still apply", policy.ModeManual, "", nil, false,
-			[]string{"held:NoQuorum", "held:NoQuorum", "held:NoQuorum"}, 0, store.PlanApproved},
+		{"nothing can run: the plan stays pending", policy.ModeManual, `{"moves":[0]}`, []placement.Move{mv("qemu/100", "pve4", "pve2")}, true,
+			http.StatusConflict, []string{"refused:GuestMoved"}, 0, store.PlanPending},
+		{"gates still apply", policy.ModeManual, "", nil, false, http.StatusConflict,
+			[]string{"held:NoQuorum", "held:NoQuorum", "held:NoQuorum"}, 0, store.PlanPending},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -158,8 +160,8 @@ func TestApprove(t *testing.T) {
 			}
 			h.planner.quorate = c.quorate
 			code, resp := approve(t, h, rec.ID(), c.body)
-			if code != http.StatusAccepted {
-				t.Fatalf("status %d", code)
+			if code != c.code {
+				t.Fatalf("status %d, want %d", code, c.code)
 			}
 			if got := outcomes(resp.Moves); strings.Join(got, " ") != strings.Join(c.want, " ") {
 				t.Errorf("verdicts = %v, want %v", got, c.want)
@@ -487,5 +489,34 @@ func TestMigrationHistoryFormats(t *testing.T) {
 	}
 	if code, _ := h.do(t, http.MethodGet, "/api/v1/migrations?limit=-1", "", ""); code != http.StatusBadRequest {
 		t.Errorf("bad limit: %d", code)
+	}
+}
+
+func TestExecutingPlanOutlivesItsTTL(t *testing.T) {
+	var mu sync.Mutex
+	now := testNow
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	h := newHarness(t, settings(policy.ModeManual), func(o *Options) { o.Now = clock })
+	h.exec.gate = make(chan struct{})
+	h.planner.setMoves(placement.ActionRebalance, mv("qemu/100", "pve1", "pve2"))
+	rec, err := h.srv.makePlan(context.Background(), placement.Request{Action: placement.ActionRebalance, Trigger: "api"}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, body := h.do(t, http.MethodPost, "/api/v1/plans/"+rec.ID()+"/approve", apiToken, ""); code != http.StatusAccepted {
+		t.Fatalf("approve: %d %s", code, body)
+	}
+	// The migration runs past the plan's TTL: sweeping must not expire the plan under it.
+	mu.Lock()
+	now = now.Add(2 * time.Hour)
+	mu.Unlock()
+	h.srv.sweep(context.Background())
+	if cur, _ := h.store.Plan(context.Background(), rec.ID()); cur.State != store.PlanApproved {
+		t.Fatalf("plan %s while its move runs", cur.State)
+	}
+	close(h.exec.gate)
+	h.srv.running.Wait()
+	if cur, _ := h.store.Plan(context.Background(), rec.ID()); cur.State != store.PlanExecuted {
+		t.Errorf("plan %s (%s), want executed", cur.State, cur.StateReason)
 	}
 }

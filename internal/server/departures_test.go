@@ -83,7 +83,7 @@ func TestRollbackAfterStateLoss(t *testing.T) {
 		want string
 	}{
 		{"Prometheus remembers the guest left the target", fakeDepartures{deps: []policy.Departure{{Guest: "qemu/100", Node: "pve2", LeftAt: testNow.Add(-2 * time.Hour)}}},
-			http.StatusAccepted, "held:RollbackWindow"},
+			http.StatusConflict, "held:RollbackWindow"},
 		{"no history of the target", fakeDepartures{}, http.StatusAccepted, "started:"},
 		{"Prometheus down: refuse", fakeDepartures{err: fmt.Errorf("connection refused")}, http.StatusServiceUnavailable, ""},
 	}

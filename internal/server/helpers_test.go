@@ -98,9 +98,14 @@ type fakeExecutor struct {
 	reqs   []executor.Request // migrated
 	dry    []executor.Request // recorded in dry-run mode
 	dryRun bool
+	// gate, when set, holds every Execute until it is closed (a long migration).
+	gate chan struct{}
 }
 
 func (f *fakeExecutor) Execute(_ context.Context, req executor.Request) executor.Result {
+	if f.gate != nil {
+		<-f.gate
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.dryRun {

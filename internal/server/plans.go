@@ -248,6 +248,8 @@ type MoveVerdict struct {
 }
 
 type approveResponse struct {
+	// Error says why nothing was approved (409); empty on success.
+	Error string           `json:"error,omitempty"`
 	Plan  store.PlanRecord `json:"plan"`
 	Moves []MoveVerdict    `json:"moves"`
 }
@@ -286,11 +288,20 @@ func (s *Server) handleApprove(w http.ResponseWriter, r *http.Request) {
 	if req.By == "" {
 		req.By = "api"
 	}
-	// Re-validate first: when live state or history cannot be read, the plan stays pending and can be approved
-	// again later.
+	if !rec.ExpiresAt.IsZero() && !s.now().Before(rec.ExpiresAt) {
+		writeError(w, http.StatusConflict, "plan %s expired at %s", rec.ID(), rec.ExpiresAt.UTC().Format(time.RFC3339))
+		return
+	}
+	// Re-validate first: when live state or history cannot be read, or when no chosen move can run now (a
+	// window is closed, a cooldown runs, ...), the approval is not recorded and the plan stays pending, so it
+	// can be approved again later.
 	verdicts, reqs, err := s.vet(r.Context(), rec, req.Moves, req.By, true)
 	if err != nil {
 		writeError(w, http.StatusServiceUnavailable, "re-validating plan %s: %v", rec.ID(), err)
+		return
+	}
+	if len(reqs) == 0 {
+		writeJSON(w, http.StatusConflict, approveResponse{Error: "no chosen move can run now; the plan stays pending", Plan: rec, Moves: verdicts})
 		return
 	}
 	approved, err := s.store.Approve(r.Context(), store.Approval{PlanID: rec.ID(), By: req.By, At: s.now(), Moves: req.Moves, Comment: req.Comment})
@@ -380,6 +391,7 @@ func (s *Server) start(ctx context.Context, planID string, reqs []executor.Reque
 		return
 	}
 	s.running.Add(1)
+	s.executing.Add(1)
 	s.metrics.inFlight.Add(float64(len(reqs)))
 	go func() {
 		defer s.running.Done()
@@ -390,6 +402,14 @@ func (s *Server) start(ctx context.Context, planID string, reqs []executor.Reque
 // runMoves executes moves in plan order (each is valid on the cluster the earlier ones leave) and settles the
 // plan's state.
 func (s *Server) runMoves(ctx context.Context, planID string, reqs []executor.Request, chosen int) {
+	executing := true
+	done := func() {
+		if executing {
+			executing = false
+			s.executing.Add(-1)
+		}
+	}
+	defer done()
 	ok, dry := 0, 0
 	for _, req := range reqs {
 		res := s.exec.Execute(ctx, req)
@@ -417,6 +437,7 @@ func (s *Server) runMoves(ctx context.Context, planID string, reqs []executor.Re
 		level.Warn(s.logger).Log("msg", "settling plan state", "plan", planID, "err", err)
 	}
 	s.refreshPlanGauge(ctx)
+	done() // the plan is settled: sweeping may expire plans again
 	if err == nil && to == store.PlanExecuted {
 		s.measureGain(ctx, rec)
 	}

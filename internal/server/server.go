@@ -126,6 +126,8 @@ type Server struct {
 	resolvedEarly map[string]bool
 	lastRun       *decisionsReport
 	running       sync.WaitGroup
+	// executing counts plans whose moves are running.
+	executing atomic.Int64
 }
 
 // New builds a Server; Run starts its workers.
@@ -216,8 +218,12 @@ func (s *Server) Run(ctx context.Context) {
 	s.running.Wait()
 }
 
-// sweep expires plans past their TTL.
+// sweep expires plans past their TTL. It waits while a plan executes: the store would expire an approved plan
+// whose migrations outlive its TTL, and its outcome would be lost.
 func (s *Server) sweep(ctx context.Context) {
+	if s.executing.Load() > 0 {
+		return
+	}
 	res, err := s.store.Sweep(ctx, s.now())
 	if err != nil {
 		level.Error(s.logger).Log("msg", "expiring plans", "err", err)
