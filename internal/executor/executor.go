@@ -157,6 +157,11 @@ func (e *Executor) Execute(ctx context.Context, req Request) Result {
 	a := &Attempt{Request: req, DryRun: e.DryRun()}
 	res := Result{Request: req, Start: e.now()}
 
+	defer func() {
+		if a.tracked {
+			e.untrack(a)
+		}
+	}()
 	e.startMu.Lock()
 	_, err := e.start.Exec(ctx, a)
 	e.startMu.Unlock()
@@ -182,44 +187,48 @@ func (e *Executor) Execute(ctx context.Context, req Request) Result {
 	return res
 }
 
-// runFinish follows a requested move and verifies it, registering it so Reconcile leaves it alone.
+// runFinish follows a requested move and verifies it.
 func (e *Executor) runFinish(ctx context.Context, a *Attempt) (bool, error) {
 	if a.DryRun {
 		return e.finish.Exec(ctx, a)
 	}
-	e.mu.Lock()
-	if e.following[a.Journal.ID] {
-		e.mu.Unlock()
-		return false, &StageError{Stage: "follow", Reason: ReasonDuplicate,
-			Err: fmt.Errorf("journal entry %d is already followed", a.Journal.ID)}
+	if !a.tracked {
+		if !e.track(a.Journal.ID) {
+			return false, &StageError{Stage: "follow", Reason: ReasonDuplicate,
+				Err: fmt.Errorf("journal entry %d is already followed", a.Journal.ID)}
+		}
+		a.tracked = true
+		defer e.untrack(a)
 	}
-	e.following[a.Journal.ID] = true
-	e.mu.Unlock()
 	e.metrics.inFlight.Inc()
-	defer func() {
-		e.metrics.inFlight.Dec()
-		e.mu.Lock()
-		delete(e.following, a.Journal.ID)
-		e.mu.Unlock()
-	}()
+	defer e.metrics.inFlight.Dec()
 	return e.finish.Exec(ctx, a)
+}
+
+// track claims a journal entry for this process, so Reconcile leaves it alone; false when already claimed.
+func (e *Executor) track(id uint64) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.following[id] {
+		return false
+	}
+	e.following[id] = true
+	return true
+}
+
+func (e *Executor) untrack(a *Attempt) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	delete(e.following, a.Journal.ID)
+	a.tracked = false
 }
 
 // outcomeOf derives the outcome from what the journal says, so results and the journal cannot disagree.
 func outcomeOf(a *Attempt, err error) (Outcome, Reason) {
-	reason := ReasonNone
-	var se *StageError
-	if errors.As(err, &se) {
-		reason = se.Reason
-	} else if err != nil {
-		reason = ReasonAPIError
-	}
+	reason := ReasonOf(err)
 	switch {
 	case a.Journal.ID == 0:
-		if err == nil {
-			return OutcomeFailed, ReasonJournalError // cannot happen: execute writes the journal
-		}
-		return OutcomeRefused, reason
+		return OutcomeRefused, reason // nothing was journaled, so nothing was requested
 	case a.Journal.State == store.MoveDryRun:
 		return OutcomeDryRun, reason
 	case a.Journal.State == store.MoveSucceeded && err == nil:
@@ -311,7 +320,7 @@ func (e *Executor) logLines(ctx context.Context, upid string) ([]string, error) 
 // because it repeats the exit status.
 func lastErrorLine(lines []string) string {
 	for i := len(lines) - 1; i >= 0; i-- {
-		_, text := splitTimestamp(lines[i])
+		_, text := cutTimestamp(lines[i])
 		if strings.HasPrefix(text, "TASK ERROR") {
 			continue
 		}

@@ -326,10 +326,13 @@ func TestMetricsRegister(t *testing.T) {
 	}
 	h.exec.Execute(context.Background(), request("qemu/999", "pve1", "pve2"))
 	h.execute(request("qemu/107", "pve1", "pve2"))
-	n, err := testutil.GatherAndCount(reg, "pb_balancer_moves_total", "pb_balancer_migrations_in_flight",
-		"pb_balancer_migration_duration_seconds")
+	n, err := testutil.GatherAndCount(reg, "proxbalance_executor_moves_total",
+		"proxbalance_executor_migrations_in_flight", "proxbalance_executor_migration_duration_seconds")
 	if err != nil || n != 4 {
 		t.Errorf("gathered %d series (%v), want 2 moves_total + in_flight + 1 histogram", n, err)
+	}
+	if problems, err := testutil.GatherAndLint(reg); err != nil || len(problems) != 0 {
+		t.Errorf("metric lint: %+v, %v", problems, err)
 	}
 	if err := h.exec.Register(reg); err == nil {
 		t.Error("registering twice succeeded")

@@ -39,7 +39,6 @@ type harnessOption func(*harnessConfig)
 
 type harnessConfig struct {
 	exec   func(*Config)
-	sim    []pvesimtest.Option
 	scnMut func(*pvesim.Scenario)
 	wrap   func(PVE) PVE
 }
@@ -217,4 +216,3 @@ func stageNames(recs []StageRecord) []string {
 	}
 	return out
 }
-

@@ -2,7 +2,12 @@ package executor
 
 import "github.com/prometheus/client_golang/prometheus"
 
-const namespace = "pb_balancer"
+// The balancer's metrics share the proxbalance_ prefix; the executor's carry their own subsystem so they never
+// collide with the server's (which counts held moves and plans).
+const (
+	namespace = "proxbalance"
+	subsystem = "executor"
+)
 
 type metrics struct {
 	inFlight prometheus.Gauge
@@ -13,18 +18,18 @@ type metrics struct {
 func newMetrics() *metrics {
 	return &metrics{
 		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
-			Namespace: namespace, Name: "migrations_in_flight",
-			Help: "Migrations this balancer requested that have not ended.",
+			Namespace: namespace, Subsystem: subsystem, Name: "migrations_in_flight",
+			Help: "Migrations this balancer is following to their end.",
 		}),
 		moves: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: namespace, Name: "moves_total",
+			Namespace: namespace, Subsystem: subsystem, Name: "moves_total",
 			Help: "Moves handled by the executor, by outcome and reason.",
 		}, []string{"outcome", "reason"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Namespace: namespace, Name: "migration_duration_seconds",
-			Help:    "Duration of migration tasks from start to end, by outcome.",
+			Namespace: namespace, Subsystem: subsystem, Name: "migration_duration_seconds",
+			Help:    "Duration of migration tasks from start to end, by final journal state.",
 			Buckets: prometheus.ExponentialBuckets(5, 2, 10),
-		}, []string{"outcome"}),
+		}, []string{"state"}),
 	}
 }
 

@@ -60,13 +60,13 @@ type MemoryProgress struct {
 // also as "mirror-scsi0:") and the byte-count forms of older releases. Lines it does not know are skipped.
 func ParseProgress(lines []string) Progress {
 	var p Progress
-	var first, last time.Time
+	var first, last string // time stamps are parsed once, at the end
 	var memSpeed float64
 	p.Phase = PhaseStarting
 	for _, line := range lines {
-		ts, text := splitTimestamp(line)
-		if !ts.IsZero() {
-			if first.IsZero() {
+		ts, text := cutTimestamp(line)
+		if ts != "" {
+			if first == "" {
 				first = ts
 			}
 			last = ts
@@ -105,8 +105,12 @@ func ParseProgress(lines []string) Progress {
 			}
 		}
 	}
-	if !first.IsZero() {
-		p.Elapsed = last.Sub(first)
+	if first != "" {
+		f, err1 := time.Parse(timestampLayout, first)
+		l, err2 := time.Parse(timestampLayout, last)
+		if err1 == nil && err2 == nil {
+			p.Elapsed = max(l.Sub(f), 0)
+		}
 	}
 	p.aggregate(memSpeed)
 	return p
@@ -144,15 +148,38 @@ func upsertDisk(disks []DiskProgress, d DiskProgress) []DiskProgress {
 	return append(disks, d)
 }
 
-// splitTimestamp strips PVE's "2006-01-02 15:04:05 " prefix, returning the zero time when there is none.
-func splitTimestamp(line string) (time.Time, string) {
-	const layout = "2006-01-02 15:04:05"
-	if len(line) > len(layout) && line[len(layout)] == ' ' && line[4] == '-' && line[10] == ' ' {
-		if ts, err := time.Parse(layout, line[:len(layout)]); err == nil {
-			return ts, line[len(layout)+1:]
+// timestampLayout is how PVE stamps task log lines.
+const timestampLayout = "2006-01-02 15:04:05"
+
+// cutTimestamp splits PVE's "2006-01-02 15:04:05 " prefix off a line; ts is "" when there is none. The
+// shape is checked here, the values when parsed.
+func cutTimestamp(line string) (ts, text string) {
+	const n = len(timestampLayout)
+	if len(line) <= n || line[n] != ' ' {
+		return "", line
+	}
+	for i := range n {
+		c := line[i]
+		switch i {
+		case 4, 7:
+			if c != '-' {
+				return "", line
+			}
+		case 10:
+			if c != ' ' {
+				return "", line
+			}
+		case 13, 16:
+			if c != ':' {
+				return "", line
+			}
+		default:
+			if c < '0' || c > '9' {
+				return "", line
+			}
 		}
 	}
-	return time.Time{}, line
+	return line[:n], line[n+1:]
 }
 
 // parseMemoryActive reads "migration active, transferred 229.4 MiB of 2.0 GiB VM-state, 117.9 MiB/s".
@@ -311,7 +338,10 @@ func parseSpeed(s string) (float64, bool) {
 // parseShortDuration reads "9s", "1m 5s", "1h 2m 3s"; unknown parts count zero.
 func parseShortDuration(s string) time.Duration {
 	var d time.Duration
-	for _, f := range strings.Fields(s) {
+	for s != "" {
+		var f string
+		s = strings.TrimLeft(s, " ")
+		f, s, _ = strings.Cut(s, " ")
 		if len(f) < 2 {
 			continue
 		}

@@ -92,22 +92,22 @@ func (e *Executor) Reconcile(ctx context.Context) (ReconcileReport, error) {
 			"state", a.Journal.State, "upid", a.Journal.UPID, "outcome", out)
 	}
 	for _, en := range entries {
-		e.mu.Lock()
-		busy := e.following[en.ID]
-		e.mu.Unlock()
-		if busy {
+		if !e.track(en.ID) {
 			rep.Skipped = append(rep.Skipped, en)
 			continue
 		}
 		a, kind, done, err := e.prepareReconcile(ctx, en)
+		a.tracked = true
 		if err != nil || done {
 			record(kind, a, err)
+			e.untrack(a)
 			continue
 		}
 		if kind == kindFollowed || kind == kindAdopted {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
+				defer e.untrack(a)
 				_, err := e.runFinish(ctx, a)
 				record(kind, a, err)
 			}()
@@ -115,6 +115,7 @@ func (e *Executor) Reconcile(ctx context.Context) (ReconcileReport, error) {
 		}
 		_, err = e.runFinish(ctx, a)
 		record(kind, a, err)
+		e.untrack(a)
 	}
 	wg.Wait()
 	return rep, errors.Join(errs...)
@@ -177,6 +178,10 @@ func (e *Executor) closeWithoutTask(ctx context.Context, a *Attempt, gt pve.Gues
 		return a, kindNotStarted, false, fmt.Errorf("reading cluster resources: %w", err)
 	}
 	g, ok := findGuest(res, gt, vmid)
+	if ok && g.Lock == "migrate" {
+		// Something migrates the guest, but /cluster/tasks does not show it (yet): decide on a later pass.
+		return a, kindNotStarted, false, fmt.Errorf("guest %s is locked for migration but no task of it was found", g.ID())
+	}
 	if ok && g.Node == a.Journal.Source {
 		e.closeEntry(ctx, a, store.MoveNotStarted, ReasonInterrupted,
 			"the balancer stopped before requesting the migration; no task found, guest still on "+g.Node+"; not re-issued")

@@ -35,6 +35,8 @@ type Attempt struct {
 
 	detail string
 	tries  int
+	// tracked is set while this process claims the journal entry (see Executor.track).
+	tracked bool
 }
 
 // note sets the detail of the current stage's record.

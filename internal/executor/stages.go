@@ -187,16 +187,10 @@ func migrateOptions(gt pve.GuestType, running bool, pc *pve.MigratePrecondition)
 }
 
 func optionsText(o pve.MigrateOptions) string {
-	switch {
-	case o.Online && o.WithLocalDisks:
-		return "online with local disks"
-	case o.Online:
-		return "online"
-	case o.Restart:
-		return "restart"
-	default:
-		return "offline"
+	if o.WithLocalDisks {
+		return modeOf(o) + " with local disks"
 	}
+	return modeOf(o)
 }
 
 func modeOf(o pve.MigrateOptions) string {
@@ -276,6 +270,9 @@ func (s *executeStage) Exec(ctx context.Context, a *Attempt) (bool, error) {
 		return refuse(stage, ReasonJournalError, "writing intent: %v", err)
 	}
 	a.Journal = entry
+	if !a.DryRun {
+		a.tracked = s.e.track(entry.ID) // a fresh ID: nobody else can hold it
+	}
 
 	upid, err := migrator.Migrate(ctx, a.Guest, m.Target, a.Options)
 	if a.DryRun {
@@ -320,9 +317,13 @@ func (s *executeStage) Exec(ctx context.Context, a *Attempt) (bool, error) {
 	return false, nil
 }
 
+// clockSkew is how far the node's clock (which stamps UPIDs, in whole seconds) may be behind the balancer's
+// (which stamps intents) for a task to still count as started after an intent.
+const clockSkew = 5 * time.Second
+
 // findMigrationTask looks in /cluster/tasks for the first migration task of the entry's guest on its source
-// that started at or after the intent (UPIDs count whole seconds). withHARequests admits "hamigrate" request
-// tasks; without it only the real qmigrate/vzmigrate tasks count.
+// that started at or after the intent (less clockSkew). withHARequests admits "hamigrate" request tasks;
+// without it only the real qmigrate/vzmigrate tasks count.
 func (e *Executor) findMigrationTask(ctx context.Context, en store.JournalEntry, withHARequests bool) (pve.Task, bool, error) {
 	_, vmid, err := parseGuest(en.Guest)
 	if err != nil {
@@ -332,7 +333,7 @@ func (e *Executor) findMigrationTask(ctx context.Context, en store.JournalEntry,
 	if err != nil {
 		return pve.Task{}, false, fmt.Errorf("reading cluster tasks: %w", err)
 	}
-	since := en.IntentAt.Truncate(time.Second)
+	since := en.IntentAt.Truncate(time.Second).Add(-clockSkew)
 	id := strconv.Itoa(vmid)
 	var best pve.Task
 	found := false

@@ -6,39 +6,21 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/proxbalance/proxbalance/internal/placement"
+	"github.com/proxbalance/proxbalance/internal/pvesim"
 )
 
 var t0 = time.Date(2026, 1, 5, 10, 0, 0, 0, time.UTC)
 
-// fakeClock is a settable clock for UpdatedAt and EndedAt stamps.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
-func openTemp(t *testing.T) (*Store, *fakeClock, string) {
+func openTemp(t *testing.T) (*Store, *pvesim.ManualClock, string) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "state.db")
-	clk := &fakeClock{t: t0}
+	clk := pvesim.NewManualClock(t0)
 	s, err := Open(path, Options{Now: clk.Now, LockTimeout: 100 * time.Millisecond})
 	if err != nil {
 		t.Fatalf("Open: %v", err)
