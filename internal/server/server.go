@@ -66,8 +66,9 @@ type Settings struct {
 	Placement placement.Policy
 	// APIToken guards mutating endpoints; WebhookToken the webhook. Empty tokens refuse every request.
 	APIToken, WebhookToken string
-	PlanTTL                time.Duration
-	MaxBodyBytes           int64
+	// PlanTTL (default 1h) and MaxBodyBytes (default 1 MiB) take their defaults when zero.
+	PlanTTL      time.Duration
+	MaxBodyBytes int64
 }
 
 // Options build a Server.
@@ -116,18 +117,20 @@ type Server struct {
 	measureAfter time.Duration
 	stop         chan struct{}
 
-	mu sync.Mutex
-	// alertPlans maps an alert fingerprint to the plan its firing created; planAlerts is the reverse, the
-	// alerts still firing for a plan: when the last resolves, the plan is withdrawn. planning holds the
-	// fingerprints of the request being planned, resolvedEarly those of them that resolved meanwhile.
+	// running tracks goroutines that run moves; executing counts plans whose moves are running.
+	running   sync.WaitGroup
+	executing atomic.Int64
+
+	// mu guards the fields below. alertPlans maps an alert fingerprint to the plan its firing created;
+	// planAlerts is the reverse, the alerts still firing for a plan: when the last resolves, the plan is
+	// withdrawn. planning holds the fingerprints of the request being planned, resolvedEarly those of them that
+	// resolved meanwhile. lastRun is the last planning run.
+	mu            sync.Mutex
 	alertPlans    map[string]string
 	planAlerts    map[string]map[string]bool
 	planning      map[string]bool
 	resolvedEarly map[string]bool
 	lastRun       *decisionsReport
-	running       sync.WaitGroup
-	// executing counts plans whose moves are running.
-	executing atomic.Int64
 }
 
 // New builds a Server; Run starts its workers.
@@ -165,7 +168,22 @@ func New(o Options) (*Server, error) {
 
 func (s *Server) current() *Settings { return s.settings.Load() }
 
+// Defaults of Settings fields left zero.
+const (
+	DefaultMaxBodyBytes = 1 << 20
+	DefaultPlanTTL      = time.Hour
+)
+
 func (s *Server) applySettings(st Settings) {
+	if st.MaxBodyBytes <= 0 {
+		st.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if st.PlanTTL <= 0 {
+		st.PlanTTL = DefaultPlanTTL
+	}
+	if st.Gates.Mode == "" {
+		st.Gates.Mode = policy.ModeDryRun // the safe default, whatever the caller forgot
+	}
 	s.exec.SetDryRun(st.Gates.Mode == policy.ModeDryRun)
 	s.settings.Store(&st)
 }
