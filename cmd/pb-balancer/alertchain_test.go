@@ -68,13 +68,10 @@ func TestAlertChainRelievesHotNode(t *testing.T) {
 	sim := pvesimtest.Start(t)
 	caFile := sim.CAFile(t)
 	exporterAddr := startExporter(t, sim, caFile)
-	dir := t.TempDir()
 	listen := promtest.FreeAddr(t)
-	files := map[string]string{"pve-token": sim.TokenSecret, "api-token": "chain-api-token", "webhook-token": "chain-webhook-token"}
-	for name, content := range files {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(content+"\n"), 0o600); err != nil {
-			t.Fatal(err)
-		}
+	webhookToken := filepath.Join(t.TempDir(), "webhook-token")
+	if err := os.WriteFile(webhookToken, []byte("serve-webhook-token\n"), 0o600); err != nil {
+		t.Fatal(err)
 	}
 
 	am := promtest.StartAlertmanager(t, promtest.AlertmanagerOptions{Config: fmt.Sprintf(`route:
@@ -90,7 +87,7 @@ receivers:
         http_config:
           authorization:
             credentials_file: %s
-`, listen, filepath.Join(dir, "webhook-token"))})
+`, listen, webhookToken)})
 	rules, err := filepath.Abs("../../rules/recording.yml")
 	if err != nil {
 		t.Fatal(err)
@@ -108,34 +105,13 @@ scrape_configs:
     static_configs: [{targets: [%q]}]
 `, rules, am.Addr, exporterAddr)})
 
-	cfgPath := filepath.Join(dir, "pb-balancer.yml")
 	// Seconds of history stand in for days: the horizon is the window, so coverage is full.
-	cfgText := fmt.Sprintf(`pve:
-  url: %s
-  token_id: %s
-  token_secret_file: %s/pve-token
-  ca_file: %s
-prometheus:
-  url: %s
-  selector: {job: pve, instance: %q}
-history:
-  windows: [10s]
-  resolution: 1s
-  horizon: 10s
-mode: manual
-store:
-  path: %s/state.db
-web:
-  listen_address: %s
-auth:
-  token_file: %s/api-token
-  webhook_token_file: %s/webhook-token
-plans:
-  interval: 0s
-`, sim.BaseURL, sim.TokenID, dir, caFile, prom.URL(), exporterAddr, dir, listen, dir, dir)
-	if err := os.WriteFile(cfgPath, []byte(cfgText), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	cfgPath := writeConfig(t, testConfig{
+		pveURL: sim.BaseURL, promURL: prom.URL(), listen: listen, mode: "manual",
+		pveExtra:  fmt.Sprintf("  ca_file: %s\n", caFile),
+		promExtra: fmt.Sprintf("  selector: {job: pve, instance: %q}\n", exporterAddr),
+		extra:     "history:\n  windows: [10s]\n  resolution: 1s\n  horizon: 10s\n",
+	})
 	cfg, err := config.LoadFile(cfgPath, config.OSEnv())
 	if err != nil {
 		t.Fatal(err)
@@ -192,7 +168,7 @@ plans:
 	}
 
 	req, _ := http.NewRequest(http.MethodPost, base+"/api/v1/plans/"+plan.Plan.ID+"/approve", strings.NewReader(`{"by":"oncall"}`))
-	req.Header.Set("Authorization", "Bearer chain-api-token")
+	req.Header.Set("Authorization", "Bearer serve-api-token")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -238,7 +214,7 @@ plans:
 			t.Errorf("%s is on %s, want %s", m.Guest, node, m.Target)
 		}
 	}
-	for _, secret := range []string{"chain-api-token", "chain-webhook-token", sim.TokenSecret} {
+	for _, secret := range []string{"serve-api-token", "serve-webhook-token", sim.TokenSecret} {
 		if strings.Contains(logs.String(), secret) {
 			t.Error("a log line shows a secret")
 		}

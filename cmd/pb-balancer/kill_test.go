@@ -145,11 +145,9 @@ func TestKillDuringMigrationThenRestart(t *testing.T) {
 
 	prom := emptyPrometheus(t)
 	listen := promtest.FreeAddr(t)
-	cfgPath := writeConfig(t, simURL, prom.URL, listen, "manual")
-	cfgText, _ := os.ReadFile(cfgPath)
-	// writeConfig uses the pvesimtest token; this simulator reads its own.
-	cfgText = []byte(strings.Replace(string(cfgText), "token_secret_file: "+filepath.Dir(cfgPath)+"/pve-token", "token_secret_file: "+filepath.Join(dir, "sim-token"), 1))
-	if err := os.WriteFile(cfgPath, cfgText, 0o600); err != nil {
+	cfgPath := writeConfig(t, testConfig{pveURL: simURL, promURL: prom.URL, listen: listen, mode: "manual", pveSecret: "sim-admin-secret"})
+	cfgText, err := os.ReadFile(cfgPath)
+	if err != nil {
 		t.Fatal(err)
 	}
 	base := "http://" + listen

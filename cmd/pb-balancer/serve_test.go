@@ -22,11 +22,24 @@ import (
 	"github.com/proxbalance/proxbalance/internal/pvesim/pvesimtest"
 )
 
-// writeConfig writes a balancer config and its token files into a temp dir and returns the config path.
-func writeConfig(t *testing.T, pveURL, promURL, listen, mode string) string {
+// testConfig is what the serve tests vary in a balancer config.
+type testConfig struct {
+	pveURL, promURL, listen, mode string
+	// pveSecret is the PVE token secret (default: pvesimtest's admin token secret).
+	pveSecret string
+	// pveExtra and promExtra are indented lines added to the pve and prometheus sections; extra is appended.
+	pveExtra, promExtra, extra string
+}
+
+// writeConfig writes a balancer config and its token files (API token serve-api-token, webhook token
+// serve-webhook-token) into a temp dir and returns the config path.
+func writeConfig(t *testing.T, c testConfig) string {
 	t.Helper()
 	dir := t.TempDir()
-	for name, secret := range map[string]string{"pve-token": pvesimtest.TokenSecret, "api-token": "serve-api-token", "webhook-token": "serve-webhook-token"} {
+	if c.pveSecret == "" {
+		c.pveSecret = pvesimtest.TokenSecret
+	}
+	for name, secret := range map[string]string{"pve-token": c.pveSecret, "api-token": "serve-api-token", "webhook-token": "serve-webhook-token"} {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(secret+"\n"), 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -35,9 +48,9 @@ func writeConfig(t *testing.T, pveURL, promURL, listen, mode string) string {
   url: %s
   token_id: %s
   token_secret_file: %s/pve-token
-prometheus:
+%sprometheus:
   url: %s
-mode: %s
+%smode: %s
 store:
   path: %s/state.db
 web:
@@ -47,7 +60,7 @@ auth:
   webhook_token_file: %s/webhook-token
 plans:
   interval: 0s
-`, pveURL, pvesim.AdminTokenID, dir, promURL, mode, dir, listen, dir, dir)
+%s`, c.pveURL, pvesim.AdminTokenID, dir, c.pveExtra, c.promURL, c.promExtra, c.mode, dir, c.listen, dir, dir, c.extra)
 	p := filepath.Join(dir, "pb-balancer.yml")
 	if err := os.WriteFile(p, []byte(yml), 0o600); err != nil {
 		t.Fatal(err)
@@ -56,7 +69,7 @@ plans:
 }
 
 func TestServeConfigCheck(t *testing.T) {
-	path := writeConfig(t, "http://127.0.0.1:1", "http://127.0.0.1:2", "127.0.0.1:0", "manual")
+	path := writeConfig(t, testConfig{pveURL: "http://127.0.0.1:1", promURL: "http://127.0.0.1:2", listen: "127.0.0.1:0", mode: "manual"})
 	var stdout, stderr bytes.Buffer
 	if code := run(context.Background(), []string{"serve", "-config.file", path, "-config.check"}, &stdout, &stderr); code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr.String())
@@ -116,7 +129,7 @@ func TestServeWiring(t *testing.T) {
 	}))
 	defer prom.Close()
 	listen := promtest.FreeAddr(t)
-	path := writeConfig(t, sim.BaseURL, prom.URL, listen, "dry-run")
+	path := writeConfig(t, testConfig{pveURL: sim.BaseURL, promURL: prom.URL, listen: listen, mode: "dry-run"})
 	cfg, err := config.LoadFile(path, config.OSEnv())
 	if err != nil {
 		t.Fatal(err)
