@@ -171,6 +171,7 @@ func serve(ctx context.Context, configFile string, cfg *config.Resolved, env con
 	srv, err := server.New(server.Options{
 		Planner: &server.LivePlanner{
 			PVE: client, History: hist, Now: time.Now, Horizon: time.Duration(cfg.History.Horizon),
+			HistoryTimeout: cfg.Prometheus.Timeout,
 			PrometheusReady: func(ctx context.Context) error {
 				_, err := prom.Buildinfo(ctx)
 				return err

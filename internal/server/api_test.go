@@ -11,8 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/proxbalance/proxbalance/internal/history"
 	"github.com/proxbalance/proxbalance/internal/placement"
 	"github.com/proxbalance/proxbalance/internal/policy"
+	"github.com/proxbalance/proxbalance/internal/pve"
 	"github.com/proxbalance/proxbalance/internal/store"
 )
 
@@ -519,4 +521,27 @@ func TestExecutingPlanOutlivesItsTTL(t *testing.T) {
 	if cur, _ := h.store.Plan(context.Background(), rec.ID()); cur.State != store.PlanExecuted {
 		t.Errorf("plan %s (%s), want executed", cur.State, cur.StateReason)
 	}
+}
+
+// slowHistory answers when its context ends.
+type slowHistory struct{}
+
+func (slowHistory) Fetch(ctx context.Context, _ time.Time) (*history.Snapshot, error) {
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+
+func TestLivePlannerHistoryTimeout(t *testing.T) {
+	p := &LivePlanner{PVE: staticInventory{}, History: slowHistory{}, Now: func() time.Time { return testNow }, HistoryTimeout: 10 * time.Millisecond}
+	_, err := p.Plan(context.Background(), placement.Request{Action: placement.ActionRebalance}, nil, placement.DefaultPolicy())
+	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "reading history from Prometheus") {
+		t.Errorf("err = %v, want the history deadline", err)
+	}
+}
+
+// staticInventory is a one-node cluster.
+type staticInventory struct{}
+
+func (staticInventory) Inventory(context.Context, pve.InventoryOptions) (*pve.Inventory, error) {
+	return &pve.Inventory{FetchedAt: testNow, Nodes: []pve.Node{{Name: "pve1"}}}, nil
 }

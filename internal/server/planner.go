@@ -37,6 +37,8 @@ type LivePlanner struct {
 	Now             func() time.Time
 	// Horizon is the history span the planner expects (default planinput.DefaultHorizon).
 	Horizon time.Duration
+	// HistoryTimeout bounds one history fetch (0: only the caller's context).
+	HistoryTimeout time.Duration
 }
 
 const plannerParts = pve.PartClusterStatus | pve.PartHA | pve.PartTasks | pve.PartStorage | pve.PartConfigs
@@ -48,7 +50,12 @@ func (p *LivePlanner) Plan(ctx context.Context, req placement.Request, maintenan
 	if err != nil {
 		return Planning{}, fmt.Errorf("reading the PVE inventory: %w", err)
 	}
-	snap, err := p.History.Fetch(ctx, p.Now())
+	hctx, cancel := ctx, context.CancelFunc(func() {})
+	if p.HistoryTimeout > 0 {
+		hctx, cancel = context.WithTimeout(ctx, p.HistoryTimeout)
+	}
+	snap, err := p.History.Fetch(hctx, p.Now())
+	cancel()
 	if err != nil {
 		return Planning{}, fmt.Errorf("reading history from Prometheus: %w", err)
 	}
