@@ -1,5 +1,6 @@
-// Command pb-balancer is ProxBalance's balancer. For now it has one subcommand, `plan`, which reads the live PVE
-// API and Prometheus' history, computes a placement plan and prints it, changing nothing.
+// Command pb-balancer is ProxBalance's balancer. `plan` reads the live PVE API and Prometheus' history, computes a
+// placement plan and prints it, changing nothing; `serve` runs the balancer service (webhook, plans, approval,
+// migrations).
 package main
 
 import (
@@ -22,6 +23,7 @@ const usage = `usage: pb-balancer <command> [flags]
 
 commands:
   plan    compute a placement plan from the PVE API and Prometheus and print it (no side effects)
+  serve   run the balancer: Alertmanager webhook, plans and approval, migrations (see -config.file)
 
 Run "pb-balancer <command> -h" for the command's flags.
 `
@@ -35,6 +37,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "plan":
 		return runPlan(ctx, args[1:], stdout, stderr)
+	case "serve":
+		return runServe(ctx, args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0

@@ -142,7 +142,8 @@ func TestRunDispatch(t *testing.T) {
 	}{
 		{nil, 2, "usage: pb-balancer"},
 		{[]string{"help"}, 0, "usage: pb-balancer"},
-		{[]string{"serve"}, 2, `unknown command "serve"`},
+		{[]string{"balance"}, 2, `unknown command "balance"`},
+		{[]string{"serve", "-config.file", "/nonexistent/pb.yml"}, 1, "pb-balancer serve: reading config: open /nonexistent/pb.yml"},
 		{[]string{"plan", "-output=yaml"}, 2, "pb-balancer plan: -pve.url: missing"},
 	}
 	for _, tt := range tests {

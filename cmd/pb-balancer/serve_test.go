@@ -1,0 +1,214 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-kit/log"
+
+	"github.com/proxbalance/proxbalance/internal/config"
+	"github.com/proxbalance/proxbalance/internal/promtest"
+	"github.com/proxbalance/proxbalance/internal/pvesim"
+	"github.com/proxbalance/proxbalance/internal/pvesim/pvesimtest"
+)
+
+// testConfig is what the serve tests vary in a balancer config.
+type testConfig struct {
+	pveURL, promURL, listen, mode string
+	// pveSecret is the PVE token secret (default: pvesimtest's admin token secret).
+	pveSecret string
+	// pveExtra and promExtra are indented lines added to the pve and prometheus sections; extra is appended.
+	pveExtra, promExtra, extra string
+}
+
+// writeConfig writes a balancer config and its token files (API token serve-api-token, webhook token
+// serve-webhook-token) into a temp dir and returns the config path.
+func writeConfig(t *testing.T, c testConfig) string {
+	t.Helper()
+	dir := t.TempDir()
+	if c.pveSecret == "" {
+		c.pveSecret = pvesimtest.TokenSecret
+	}
+	for name, secret := range map[string]string{"pve-token": c.pveSecret, "api-token": "serve-api-token", "webhook-token": "serve-webhook-token"} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(secret+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	yml := fmt.Sprintf(`pve:
+  url: %s
+  token_id: %s
+  token_secret_file: %s/pve-token
+%sprometheus:
+  url: %s
+%smode: %s
+store:
+  path: %s/state.db
+web:
+  listen_address: %s
+auth:
+  token_file: %s/api-token
+  webhook_token_file: %s/webhook-token
+plans:
+  interval: 0s
+%s`, c.pveURL, pvesim.AdminTokenID, dir, c.pveExtra, c.promURL, c.promExtra, c.mode, dir, c.listen, dir, dir, c.extra)
+	p := filepath.Join(dir, "pb-balancer.yml")
+	if err := os.WriteFile(p, []byte(yml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestServeConfigCheck(t *testing.T) {
+	path := writeConfig(t, testConfig{pveURL: "http://127.0.0.1:1", promURL: "http://127.0.0.1:2", listen: "127.0.0.1:0", mode: "manual"})
+	var stdout, stderr bytes.Buffer
+	if code := run(context.Background(), []string{"serve", "-config.file", path, "-config.check"}, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	out := stdout.String()
+	if !strings.Contains(out, "valid") || !strings.Contains(out, "mode: manual") {
+		t.Errorf("output:\n%s", out)
+	}
+	for _, secret := range []string{pvesimtest.TokenSecret, "serve-api-token", "serve-webhook-token"} {
+		if strings.Contains(out+stderr.String(), secret) {
+			t.Errorf("-config.check printed a secret")
+		}
+	}
+}
+
+func TestServeBadConfig(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "bad.yml")
+	if err := os.WriteFile(p, []byte("pve:\n  url: https://127.0.0.1:8006\n  token_id: a@pam!b\nmode: yolo\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	code := run(context.Background(), []string{"serve", "-config.file", p}, &stdout, &stderr)
+	if code != 1 || !strings.Contains(stderr.String(), `line 4: mode: "yolo": want dry-run, manual or auto`) {
+		t.Errorf("exit %d, stderr %s", code, stderr.String())
+	}
+	if code := run(context.Background(), []string{"serve", "-log.level", "loud"}, &stdout, &stderr); code != 2 {
+		t.Errorf("bad flag: exit %d", code)
+	}
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func TestServeWiring(t *testing.T) {
+	sim := pvesimtest.Start(t, pvesimtest.WithPlainHTTP())
+	prom := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/api/v1/status/buildinfo" {
+			fmt.Fprint(w, `{"status":"success","data":{"version":"3.0.0"}}`)
+			return
+		}
+		http.NotFound(w, r)
+	}))
+	defer prom.Close()
+	listen := promtest.FreeAddr(t)
+	path := writeConfig(t, testConfig{pveURL: sim.BaseURL, promURL: prom.URL, listen: listen, mode: "dry-run"})
+	cfg, err := config.LoadFile(path, config.OSEnv())
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &lockedBuffer{}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- serve(ctx, path, cfg, config.OSEnv(), realExecutor, log.NewLogfmtLogger(logs))
+	}()
+	base := "http://" + listen
+	var resp *http.Response
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		resp, err = http.Get(base + "/-/ready")
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not listening: %v\n%s", err, logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("ready: %d %s", resp.StatusCode, body)
+	}
+	if !strings.Contains(logs.String(), `msg="journal reconciled"`) {
+		t.Error("serve did not reconcile the journal before serving")
+	}
+	do := func(method, path, token string) int {
+		req, _ := http.NewRequest(method, base+path, nil)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := do(http.MethodPost, "/-/reload", "serve-api-token"); code != http.StatusOK {
+		t.Errorf("reload: %d", code)
+	}
+	if code := do(http.MethodPut, "/api/v1/nodes/pve3/maintenance", "serve-webhook-token"); code != http.StatusUnauthorized {
+		t.Errorf("maintenance with the webhook token: %d", code)
+	}
+	if code := do(http.MethodPut, "/api/v1/nodes/pve3/maintenance", "serve-api-token"); code != http.StatusOK {
+		t.Errorf("maintenance: %d", code)
+	}
+	// The fake Prometheus has no history: the balancer refuses to plan and says why, rather than guessing.
+	resp, err = http.Get(base + "/api/v1/nodes/pve3/evacuation")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "reading history from Prometheus") {
+		t.Errorf("evacuation without history: %d %s", resp.StatusCode, body)
+	}
+	resp, err = http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{`proxbalance_node_maintenance{node="pve3"} 1`, "proxbalance_config_last_reload_successful 1", "go_goroutines"} {
+		if !strings.Contains(string(metrics), want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("serve: %v", err)
+	}
+	for _, secret := range []string{pvesimtest.TokenSecret, "serve-api-token", "serve-webhook-token"} {
+		if strings.Contains(logs.String(), secret) {
+			t.Errorf("a log line shows a secret:\n%s", logs.String())
+		}
+	}
+}
