@@ -167,11 +167,13 @@ func (p *planner) applySwap(s *swapOption, fs []filter) {
 	effect := fmt.Sprintf("%s load %.0f%% → %.0f%%, %s %.0f%% → %.0f%%", s.from.name, 100*fromBefore,
 		100*load(m.view(s.from)), s.to.name, 100*toBefore, 100*load(m.view(s.to)))
 	for i, leg := range legs {
-		partner := m.guests[legs[1-i].u.members[0]].id
+		// The partner's move as the plan has it: a re-targeted guest starts at its origin.
+		partner := p.moves[p.moveIndex(m.guests[legs[1-i].u.members[0]].id)]
 		for _, gi := range leg.u.members {
 			id := m.guests[gi].id
 			j := p.moveIndex(id)
-			p.moves[j].Description += fmt.Sprintf("; moved together: swapped with %s (%s)", partner, effect)
+			p.moves[j].Description += fmt.Sprintf("; moved together with %s (%s → %s), a swap: %s",
+				partner.Guest, partner.Source, partner.Target, effect)
 			d := p.decisions[id]
 			d.Summary = p.moves[j].Description
 			p.decisions[id] = d

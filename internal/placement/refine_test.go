@@ -56,7 +56,7 @@ func TestRefinementSteps(t *testing.T) {
 					t.Errorf("swap legs do not exchange: %s and %s", a.Description, b.Description)
 				}
 				for _, pair := range [][2]Move{{a, b}, {b, a}} {
-					if want := "moved together: swapped with " + pair[1].Guest; !strings.Contains(pair[0].Description, want) {
+					if want := "moved together with " + pair[1].Guest + " (" + pair[1].Source; !strings.Contains(pair[0].Description, want) {
 						t.Errorf("%q does not say %q", pair[0].Description, want)
 					}
 				}
