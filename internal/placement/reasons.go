@@ -62,6 +62,9 @@ const (
 	ReasonDistribute         Reason = "Distribute"
 	// ReasonAffinityGroup: the guest moves with the rest of its affinity_<group>.
 	ReasonAffinityGroup Reason = "AffinityGroup"
+	// ReasonSwap: the guest is exchanged with a guest of another node in one refinement step (rebalance);
+	// both moves say what they were moved together with.
+	ReasonSwap Reason = "Swap"
 )
 
 // Reasons for skipping a guest and plan notes.

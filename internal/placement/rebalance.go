@@ -38,7 +38,12 @@ func (p *planner) loadDriven(only *nodeM) {
 				over = append(over, n)
 			}
 		}
+		// A rebalance plan that has already cleared the bar may finish with refinement steps (refine.go).
+		refining := only == nil && m.balance && len(p.moves) > 0
 		if len(over) == 0 {
+			if refining && p.refine(fs) {
+				continue
+			}
 			switch {
 			case only != nil && round == 0:
 				p.note(ReasonNoOverload, "node %s is under all thresholds", only.name)
@@ -66,6 +71,9 @@ func (p *planner) loadDriven(only *nodeM) {
 			}
 		}
 		if best == nil {
+			if refining && p.refine(fs) {
+				continue
+			}
 			switch {
 			case only != nil:
 				p.note(ReasonUnresolved, "node %s stays above thresholds: no move clears the minimum improvement of %.0f points", only.name, m.pol.MinImprovement)
