@@ -251,12 +251,8 @@ func TestComputePlanAndRender(t *testing.T) {
 	if len(res.Plan.Moves) == 0 {
 		t.Fatalf("no moves off the hot node; notes %+v, decisions %+v", res.Plan.Notes, res.Plan.Decisions)
 	}
-	for _, m := range res.Plan.Moves {
-		// Off the hot node, or the other half of a swap that the planner's refinement step pairs with one.
-		if (m.Source != "pve1" || m.Target != "pve2") && !slices.Contains(m.Reasons, placement.ReasonSwap) {
-			t.Fatalf("move %s %s → %s (reasons %v), want pve1 → pve2 or a swap", m.Guest, m.Source, m.Target, m.Reasons)
-		}
-	}
+	// The first move relieves the hot node; later refinement steps may even out pve2 by moving a smaller guest back
+	// (see docs/placement.md, "Refinement"), so only the first is pinned here.
 	if m := res.Plan.Moves[0]; m.Source != "pve1" {
 		t.Fatalf("first move %s %s → %s, want one off the hot node pve1", m.Guest, m.Source, m.Target)
 	}
