@@ -312,7 +312,7 @@ func TestComputePlanAndRender(t *testing.T) {
 			{arg: "100", err: "-explain 100: ambiguous, use one of lxc/100, qemu/100"},
 			{arg: "999", err: "-explain 999: no such guest in the inventory"},
 			{arg: "qemu/999", err: "-explain qemu/999: no such guest in the inventory"},
-			{arg: "lxc/100", output: "table", want: []string{"lxc/100 on pve2: not considered by rebalance\n", "cpu          mean 0.50 cores"}},
+			{arg: "lxc/100", output: "table", want: []string{"lxc/100 on pve2: ", "cpu          mean 0.50 cores"}},
 			{arg: first.Guest, output: "json", want: []string{`"guest": "` + first.Guest + `"`, `"outcome": "selected"`, `"coverage": 1`}},
 		}
 		for _, tt := range tests {
