@@ -87,7 +87,7 @@ func readOnlyModule(t testing.TB, sim *pvesimtest.Server, target string) exporte
 	t.Helper()
 	user, tokenName, _ := strings.Cut(sim.AuditTokenID, "!")
 	return exporter.Module{
-		User: user, TokenName: tokenName, TokenValue: exporter.Secret(sim.AuditTokenSecret),
+		User: user, TokenName: tokenName, TokenValue: pve.Secret(sim.AuditTokenSecret),
 		VerifySSL: exporter.TLSVerify{Verify: true, CAFile: writeServerCA(t, target)},
 		Port:      8006, Timeout: 5, Backend: "https", Service: "PVE",
 	}
