@@ -124,7 +124,7 @@ scrape_configs:
 	}
 	time.Sleep(12 * time.Second)
 
-	logs := &lockedBuffer{}
+	logs := &promtest.SyncBuffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- serve(ctx, cfgPath, cfg, config.OSEnv(), realExecutor, log.NewLogfmtLogger(logs)) }()

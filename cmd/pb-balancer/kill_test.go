@@ -68,12 +68,12 @@ guests:
 
 type process struct {
 	cmd  *exec.Cmd
-	logs *lockedBuffer
+	logs *promtest.SyncBuffer
 }
 
 func startProcess(t *testing.T, bin string, args ...string) *process {
 	t.Helper()
-	p := &process{cmd: exec.Command(bin, args...), logs: &lockedBuffer{}}
+	p := &process{cmd: exec.Command(bin, args...), logs: &promtest.SyncBuffer{}}
 	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)

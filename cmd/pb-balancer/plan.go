@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/proxbalance/proxbalance/internal/history"
+	"github.com/proxbalance/proxbalance/internal/logging"
 	"github.com/proxbalance/proxbalance/internal/placement"
 	"github.com/proxbalance/proxbalance/internal/planinput"
 	"github.com/proxbalance/proxbalance/internal/pve"
@@ -164,18 +165,13 @@ func splitList(s string) []string {
 	return out
 }
 
+// parseLevel is logging.ParseLevel with the flag named in its error.
 func parseLevel(s string) (level.Option, error) {
-	switch s {
-	case "debug":
-		return level.AllowDebug(), nil
-	case "info":
-		return level.AllowInfo(), nil
-	case "warn":
-		return level.AllowWarn(), nil
-	case "error":
-		return level.AllowError(), nil
+	allow, err := logging.ParseLevel(s)
+	if err != nil {
+		return nil, fmt.Errorf("-log.level %w", err)
 	}
-	return nil, fmt.Errorf("-log.level %q: want debug, info, warn or error", s)
+	return allow, nil
 }
 
 // planSources are where the plan command reads the present and the past.
@@ -256,8 +252,7 @@ func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	lvl, _ := parseLevel(o.logLevel)
-	logger := level.NewFilter(log.NewLogfmtLogger(log.NewSyncWriter(stderr)), lvl)
-	logger = log.With(logger, "ts", log.DefaultTimestampUTC)
+	logger := logging.New(stderr, lvl)
 
 	client, err := pve.New(o.pve, pve.WithLogger(logger))
 	if err != nil {

@@ -23,6 +23,7 @@ import (
 	"github.com/proxbalance/proxbalance/internal/config"
 	"github.com/proxbalance/proxbalance/internal/executor"
 	"github.com/proxbalance/proxbalance/internal/history"
+	"github.com/proxbalance/proxbalance/internal/logging"
 	"github.com/proxbalance/proxbalance/internal/policy"
 	"github.com/proxbalance/proxbalance/internal/pve"
 	"github.com/proxbalance/proxbalance/internal/server"
@@ -96,8 +97,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return 2
 	}
 	lvl, _ := parseLevel(o.logLevel)
-	logger := level.NewFilter(log.NewLogfmtLogger(log.NewSyncWriter(stderr)), lvl)
-	logger = log.With(logger, "ts", log.DefaultTimestampUTC, "caller", log.DefaultCaller)
+	logger := log.With(logging.New(stderr, lvl), "caller", log.DefaultCaller)
 
 	env := config.OSEnv()
 	cfg, err := config.LoadFile(o.configFile, env)

@@ -26,6 +26,7 @@ import (
 	"github.com/prometheus/exporter-toolkit/web"
 
 	"github.com/proxbalance/proxbalance/internal/exporter"
+	"github.com/proxbalance/proxbalance/internal/logging"
 	"github.com/proxbalance/proxbalance/internal/pve"
 )
 
@@ -247,18 +248,11 @@ func newServer(o *options, cfg *exporter.Config, logger log.Logger, sources Sour
 // newLogger returns the leveled logfmt logger and the same without the caller key, for the slog bridge (whose
 // records carry their own call site).
 func newLogger(w io.Writer, lvl *promslog.Level) (logger, noCaller log.Logger) {
-	var allow level.Option
-	switch lvl.String() {
-	case "debug":
-		allow = level.AllowDebug()
-	case "warn":
-		allow = level.AllowWarn()
-	case "error":
-		allow = level.AllowError()
-	default:
+	allow, err := logging.ParseLevel(lvl.String())
+	if err != nil { // promslog.Level only holds the four names ParseLevel knows; "" is its unset default, info.
 		allow = level.AllowInfo()
 	}
-	noCaller = level.NewFilter(log.With(log.NewLogfmtLogger(log.NewSyncWriter(w)), "ts", log.DefaultTimestampUTC), allow)
+	noCaller = logging.New(w, allow)
 	// The caller valuer is bound outside the level filter, so that it counts frames from the call site.
 	return log.With(noCaller, "caller", log.DefaultCaller), noCaller
 }

@@ -175,7 +175,7 @@ func TestRealSourcesScrapeSimulator(t *testing.T) {
 	srv := pvesimtest.Start(t)
 	user, tokenName, _ := strings.Cut(srv.AuditTokenID, "!")
 	cfg := &exporter.Config{Modules: map[string]exporter.Module{"default": {
-		User: user, TokenName: tokenName, TokenValue: exporter.Secret(srv.AuditTokenSecret),
+		User: user, TokenName: tokenName, TokenValue: pve.Secret(srv.AuditTokenSecret),
 		VerifySSL: exporter.TLSVerify{Verify: false}, Port: 8006, Timeout: 5,
 	}}}
 	o, _ := parseFlags(nil, io.Discard)

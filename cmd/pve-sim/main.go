@@ -26,6 +26,7 @@ import (
 	"github.com/go-kit/log"
 	"github.com/go-kit/log/level"
 
+	"github.com/proxbalance/proxbalance/internal/logging"
 	"github.com/proxbalance/proxbalance/internal/pvesim"
 )
 
@@ -203,21 +204,11 @@ func secret(file, env string) (string, error) {
 }
 
 func newLogger(w io.Writer, lvl string) (log.Logger, error) {
-	logger := log.NewLogfmtLogger(log.NewSyncWriter(w))
-	var opt level.Option
-	switch lvl {
-	case "debug":
-		opt = level.AllowDebug()
-	case "info":
-		opt = level.AllowInfo()
-	case "warn":
-		opt = level.AllowWarn()
-	case "error":
-		opt = level.AllowError()
-	default:
-		return nil, fmt.Errorf("unknown log level %q (want debug, info, warn or error)", lvl)
+	allow, err := logging.ParseLevel(lvl)
+	if err != nil {
+		return nil, fmt.Errorf("-log.level %w", err)
 	}
-	return log.With(level.NewFilter(logger, opt), "ts", log.DefaultTimestampUTC, "caller", log.DefaultCaller), nil
+	return log.With(logging.New(w, allow), "caller", log.DefaultCaller), nil
 }
 
 // selfSignedCert makes an ECDSA P-256 certificate for 127.0.0.1 and localhost, valid for a year, like the

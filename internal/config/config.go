@@ -28,23 +28,6 @@ import (
 	"github.com/proxbalance/proxbalance/internal/pve"
 )
 
-// Secret is a value that must never be printed.
-type Secret string
-
-// String hides the value.
-func (s Secret) String() string {
-	if s == "" {
-		return ""
-	}
-	return "<secret>"
-}
-
-// GoString keeps %#v from printing the value.
-func (s Secret) GoString() string { return `"` + s.String() + `"` }
-
-// MarshalText hides the value from JSON and YAML encoders.
-func (s Secret) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
-
 // Defaults.
 const (
 	DefaultListenAddress    = "127.0.0.1:9876"
@@ -189,9 +172,9 @@ type Plans struct {
 // Resolved is what loading produces: the config, its secrets, and the derived typed values.
 type Resolved struct {
 	*Config
-	PVETokenSecret Secret
-	APIToken       Secret
-	WebhookToken   Secret
+	PVETokenSecret pve.Secret
+	APIToken       pve.Secret
+	WebhookToken   pve.Secret
 	// PolicyGates is Gates and Mode as the policy package takes them.
 	PolicyGates policy.Gates
 }
@@ -619,7 +602,7 @@ func (r *Resolved) PVEConfig() pve.Config {
 func (c *Config) resolve(env Env) (*Resolved, error) {
 	r := &Resolved{Config: c}
 	var errs []error
-	read := func(fileField, file, envField, envName string, out *Secret) {
+	read := func(fileField, file, envField, envName string, out *pve.Secret) {
 		s, err := readSecret(env, file, envName)
 		switch {
 		case err != nil && file != "":
@@ -634,7 +617,7 @@ func (c *Config) resolve(env Env) (*Resolved, error) {
 	read("auth.token_file", c.Auth.TokenFile, "auth.token_env", c.Auth.TokenEnv, &r.APIToken)
 	if c.Auth.WebhookTokenFile == "" {
 		if s, ok := env.LookupEnv(c.Auth.WebhookTokenEnv); ok && strings.TrimSpace(s) != "" {
-			r.WebhookToken = Secret(strings.TrimSpace(s))
+			r.WebhookToken = pve.Secret(strings.TrimSpace(s))
 		} else {
 			r.WebhookToken = r.APIToken
 		}
@@ -662,7 +645,7 @@ func (c *Config) resolve(env Env) (*Resolved, error) {
 }
 
 // readSecret reads file when set, else the environment variable envName.
-func readSecret(env Env, file, envName string) (Secret, error) {
+func readSecret(env Env, file, envName string) (pve.Secret, error) {
 	if file != "" {
 		b, err := env.ReadFile(file)
 		if err != nil {
@@ -672,7 +655,7 @@ func readSecret(env Env, file, envName string) (Secret, error) {
 		if s == "" {
 			return "", fmt.Errorf("secret file %s is empty", file)
 		}
-		return Secret(s), nil
+		return pve.Secret(s), nil
 	}
 	if envName == "" {
 		return "", errors.New("no secret source")
@@ -681,7 +664,7 @@ func readSecret(env Env, file, envName string) (Secret, error) {
 	if !ok || strings.TrimSpace(s) == "" {
 		return "", fmt.Errorf("$%s is not set", envName)
 	}
-	return Secret(strings.TrimSpace(s)), nil
+	return pve.Secret(strings.TrimSpace(s)), nil
 }
 
 // Redacted renders the effective config as YAML; it holds no secret (they live in Resolved and in files).

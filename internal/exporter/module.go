@@ -13,35 +13,12 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/proxbalance/proxbalance/internal/pve"
 )
 
 // DefaultModule is the module a /pve request uses when it names none, as in prometheus-pve-exporter.
 const DefaultModule = "default"
-
-// Secret is a credential. It renders as <secret> in YAML, JSON and fmt output, so that printing a module (debug
-// page, logs) never leaks it; Value returns the credential itself.
-type Secret string
-
-const redacted = "<secret>"
-
-// Value returns the secret in clear text, for the PVE client only.
-func (s Secret) Value() string { return string(s) }
-
-func (s Secret) String() string {
-	if s == "" {
-		return ""
-	}
-	return redacted
-}
-
-// GoString keeps %#v from printing the secret.
-func (s Secret) GoString() string { return `"` + s.String() + `"` }
-
-// MarshalYAML renders the secret redacted.
-func (s Secret) MarshalYAML() (any, error) { return s.String(), nil }
-
-// MarshalText renders the secret redacted (JSON, logfmt).
-func (s Secret) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
 
 // TLSVerify is prometheus-pve-exporter's verify_ssl: a boolean, or (as requests accepts it) the path of a CA
 // bundle to verify the PVE certificate against.
@@ -88,10 +65,10 @@ func (v TLSVerify) MarshalYAML() (any, error) {
 // Module is one entry of pve.yml: how to reach and authenticate to a PVE API. The keys are
 // prometheus-pve-exporter's (they are proxmoxer's ProxmoxAPI arguments); token_value_file is ours.
 type Module struct {
-	User       string `yaml:"user"`
-	Password   Secret `yaml:"password,omitempty"`
-	TokenName  string `yaml:"token_name,omitempty"`
-	TokenValue Secret `yaml:"token_value,omitempty"`
+	User       string     `yaml:"user"`
+	Password   pve.Secret `yaml:"password,omitempty"`
+	TokenName  string     `yaml:"token_name,omitempty"`
+	TokenValue pve.Secret `yaml:"token_value,omitempty"`
 	// TokenValueFile names a file holding the token value (trailing newline ignored); it is read when the
 	// configuration is loaded and fills TokenValue.
 	TokenValueFile string    `yaml:"token_value_file,omitempty"`
@@ -187,7 +164,7 @@ func (c *Config) Redacted() string {
 	var b bytes.Buffer
 	enc := yaml.NewEncoder(&b)
 	enc.SetIndent(2)
-	_ = enc.Encode(c.Modules) // Secret and TLSVerify marshal without error; a map of them cannot fail.
+	_ = enc.Encode(c.Modules) // pve.Secret and TLSVerify marshal without error; a map of them cannot fail.
 	return b.String()
 }
 
@@ -271,7 +248,7 @@ func (m *Module) resolveTokenFile(readFile func(string) ([]byte, error)) error {
 	if value == "" {
 		return fmt.Errorf("token_value_file %s is empty", m.TokenValueFile)
 	}
-	m.TokenValue = Secret(value)
+	m.TokenValue = pve.Secret(value)
 	return nil
 }
 
@@ -298,13 +275,13 @@ func ConfigFromEnv(lookup func(string) (string, bool), readFile func(string) ([]
 	m := defaultModule()
 	m.User = user
 	if v, ok := lookup(EnvPassword); ok {
-		m.Password = Secret(v)
+		m.Password = pve.Secret(v)
 	}
 	if v, ok := lookup(EnvTokenName); ok {
 		m.TokenName = v
 	}
 	if v, ok := lookup(EnvTokenValue); ok {
-		m.TokenValue = Secret(v)
+		m.TokenValue = pve.Secret(v)
 	}
 	if v, ok := lookup(EnvTokenValueFile); ok {
 		m.TokenValueFile = v

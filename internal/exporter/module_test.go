@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/proxbalance/proxbalance/internal/pve"
 )
 
 func TestLoadConfigFileValid(t *testing.T) {
@@ -215,9 +217,9 @@ func FuzzParseConfig(f *testing.F) {
 			if err := m.Validate(); err != nil {
 				t.Fatalf("module %q accepted but invalid: %v", name, err)
 			}
-			for key, s := range map[string]Secret{"password": m.Password, "token_value": m.TokenValue} {
-				if s != "" && rendered[name][key] != redacted {
-					t.Fatalf("module %q: %s rendered as %v, want %s", name, key, rendered[name][key], redacted)
+			for key, s := range map[string]pve.Secret{"password": m.Password, "token_value": m.TokenValue} {
+				if s != "" && rendered[name][key] != "<secret>" {
+					t.Fatalf("module %q: %s rendered as %v, want <secret>", name, key, rendered[name][key])
 				}
 			}
 		}

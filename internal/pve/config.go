@@ -22,10 +22,15 @@ const (
 	DefaultMaxConcurrency     = 16
 )
 
-// Secret is a string that never shows itself in logs, fmt output or marshalled config.
+// Secret is a credential that never shows itself in logs, fmt output or marshalled config (JSON, YAML, logfmt):
+// all of them render it as <secret>. Value returns the credential itself, for the code that authenticates.
+// The exporter's modules and the balancer's configuration use it too.
 type Secret string
 
 const redacted = "<secret>"
+
+// Value returns the secret in clear text.
+func (s Secret) Value() string { return string(s) }
 
 // String hides the secret.
 func (s Secret) String() string {

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"gopkg.in/yaml.v3"
 )
 
 func validConfig(mutators ...func(*Config)) Config {
@@ -88,6 +90,52 @@ func TestConfigNeverShowsSecrets(t *testing.T) {
 	}
 	if !strings.Contains(cfg.String(), redacted) || !strings.Contains(cfg.String(), "prometheus@pve!exporter") {
 		t.Errorf("String() = %s", cfg.String())
+	}
+}
+
+// TestSecretRendersRedacted covers every way a Secret gets printed or marshalled: the exporter's modules and the
+// balancer's configuration rely on it as much as Config does.
+func TestSecretRendersRedacted(t *testing.T) {
+	type holder struct {
+		S Secret `json:"s" yaml:"s"`
+	}
+	render := map[string]func(Secret) (string, error){
+		"String":   func(s Secret) (string, error) { return s.String(), nil },
+		"%v":       func(s Secret) (string, error) { return fmt.Sprintf("%v", s), nil },
+		"%#v":      func(s Secret) (string, error) { return fmt.Sprintf("%#v", s), nil },
+		"%+v held": func(s Secret) (string, error) { return fmt.Sprintf("%+v", holder{s}), nil },
+		"JSON": func(s Secret) (string, error) {
+			b, err := json.Marshal(holder{s})
+			return string(b), err
+		},
+		"YAML": func(s Secret) (string, error) {
+			b, err := yaml.Marshal(holder{s})
+			return string(b), err
+		},
+	}
+	tests := []struct {
+		name, secret string
+		want         map[string]string // rendering name → exact output
+	}{
+		{"set", "hunter2", map[string]string{
+			"String": "<secret>", "%v": "<secret>", "%#v": `pve.Secret("<secret>")`, "%+v held": "{S:<secret>}",
+			"JSON": `{"s":"\u003csecret\u003e"}`, "YAML": "s: <secret>\n",
+		}},
+		{"empty", "", map[string]string{
+			"String": "", "%v": "", "%#v": `pve.Secret("")`, "%+v held": "{S:}", "JSON": `{"s":""}`, "YAML": "s: \"\"\n",
+		}},
+	}
+	for _, tt := range tests {
+		s := Secret(tt.secret)
+		if s.Value() != tt.secret {
+			t.Errorf("%s: Value() = %q, want %q", tt.name, s.Value(), tt.secret)
+		}
+		for how, f := range render {
+			got, err := f(s)
+			if err != nil || got != tt.want[how] {
+				t.Errorf("%s: %s = %q, %v; want %q", tt.name, how, got, err, tt.want[how])
+			}
+		}
 	}
 }
 

@@ -22,7 +22,7 @@ const (
 	testTokenSecret = "5f0c8d2e-0000-4000-8000-123456789abc"
 )
 
-// fixture is one file of testdata/pve: a real or source-derived PVE answer.
+// fixture is one file of the repository's testdata/pve: a real or source-derived PVE answer.
 type fixture struct {
 	Endpoint string          `json:"endpoint"`
 	Kind     string          `json:"kind"`
@@ -32,7 +32,7 @@ type fixture struct {
 
 func loadFixture(t testing.TB, name string) fixture {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("testdata", "pve", name))
+	b, err := os.ReadFile(filepath.Join("..", "..", "testdata", "pve", name))
 	if err != nil {
 		t.Fatal(err)
 	}

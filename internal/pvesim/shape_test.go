@@ -14,7 +14,7 @@ import (
 	"github.com/proxbalance/proxbalance/internal/pvesim/pvesimtest"
 )
 
-// testdataFile is one response of a real (or code-derived) PVE API in testdata/pve.
+// testdataFile is one response of a real (or code-derived) PVE API in the repository's testdata/pve.
 type testdataFile struct {
 	Endpoint string          `json:"endpoint"`
 	Status   *int            `json:"status"`
@@ -23,7 +23,7 @@ type testdataFile struct {
 
 func readTestdata(t *testing.T, name string) testdataFile {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("testdata", "pve", name))
+	b, err := os.ReadFile(filepath.Join("..", "..", "testdata", "pve", name))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/proxbalance/proxbalance/internal/executor"
 	"github.com/proxbalance/proxbalance/internal/history"
 	"github.com/proxbalance/proxbalance/internal/policy"
+	"github.com/proxbalance/proxbalance/internal/promtest"
 	"github.com/proxbalance/proxbalance/internal/pve"
 	"github.com/proxbalance/proxbalance/internal/pvesim"
 	"github.com/proxbalance/proxbalance/internal/pvesim/pvesimtest"
@@ -70,7 +71,7 @@ func startE2E(t *testing.T, mode policy.Mode) *e2e {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &harness{store: db, logs: &syncBuffer{}}
+	h := &harness{store: db, logs: &promtest.SyncBuffer{}}
 	srv, err := New(Options{
 		Planner:  &LivePlanner{PVE: client, History: noHistory{}, Now: sim.Clock.Now},
 		Executor: ex, Store: db, Settings: settings(mode), Now: sim.Clock.Now, Logger: log.NewLogfmtLogger(h.logs),

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"net/http/httptest"
@@ -17,6 +16,7 @@ import (
 	"github.com/proxbalance/proxbalance/internal/executor"
 	"github.com/proxbalance/proxbalance/internal/placement"
 	"github.com/proxbalance/proxbalance/internal/policy"
+	"github.com/proxbalance/proxbalance/internal/promtest"
 	"github.com/proxbalance/proxbalance/internal/pve"
 	"github.com/proxbalance/proxbalance/internal/store"
 )
@@ -157,25 +157,8 @@ type harness struct {
 	planner *fakePlanner
 	exec    *fakeExecutor
 	store   *store.Store
-	logs    *syncBuffer
+	logs    *promtest.SyncBuffer
 	cancel  context.CancelFunc
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func newHarness(t testing.TB, st Settings, mut ...func(*Options)) *harness {
@@ -187,7 +170,7 @@ func newHarness(t testing.TB, st Settings, mut ...func(*Options)) *harness {
 	t.Cleanup(func() { db.Close() })
 	h := &harness{
 		planner: &fakePlanner{quorate: true, moves: map[placement.Action][]placement.Move{}, seen: map[string]string{}},
-		exec:    &fakeExecutor{}, store: db, logs: &syncBuffer{},
+		exec:    &fakeExecutor{}, store: db, logs: &promtest.SyncBuffer{},
 	}
 	o := Options{Planner: h.planner, Executor: h.exec, Store: db, Settings: st, Now: func() time.Time { return testNow },
 		Logger: log.NewLogfmtLogger(h.logs), MeasureAfter: -1}

@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,6 +19,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 
 	"github.com/proxbalance/proxbalance/internal/exporter"
+	"github.com/proxbalance/proxbalance/internal/promtest"
 	"github.com/proxbalance/proxbalance/internal/pve"
 	"github.com/proxbalance/proxbalance/internal/pvesim/pvesimtest"
 )
@@ -33,7 +33,7 @@ type harness struct {
 	server  *httptest.Server
 	// target is the simulator's host:port, as Prometheus passes it in ?target=.
 	target string
-	logs   *syncBuffer
+	logs   *promtest.SyncBuffer
 }
 
 type harnessConfig struct {
@@ -62,7 +62,7 @@ func startHarness(t testing.TB, opts ...harnessOption) *harness {
 	module := readOnlyModule(t, sim, target)
 	conf := &exporter.Config{Modules: map[string]exporter.Module{exporter.DefaultModule: module}}
 
-	logs := new(syncBuffer)
+	logs := new(promtest.SyncBuffer)
 	logger := log.NewLogfmtLogger(logs)
 	self := prometheus.NewRegistry()
 	metrics := exporter.NewMetrics(self, conf.ModuleNames())
@@ -87,7 +87,7 @@ func readOnlyModule(t testing.TB, sim *pvesimtest.Server, target string) exporte
 	t.Helper()
 	user, tokenName, _ := strings.Cut(sim.AuditTokenID, "!")
 	return exporter.Module{
-		User: user, TokenName: tokenName, TokenValue: exporter.Secret(sim.AuditTokenSecret),
+		User: user, TokenName: tokenName, TokenValue: pve.Secret(sim.AuditTokenSecret),
 		VerifySSL: exporter.TLSVerify{Verify: true, CAFile: writeServerCA(t, target)},
 		Port:      8006, Timeout: 5, Backend: "https", Service: "PVE",
 	}
@@ -163,22 +163,4 @@ func (h *harness) selfExposition(t testing.TB) string {
 		}
 	}
 	return b.String()
-}
-
-// syncBuffer collects the exporter's log lines from concurrent scrapes.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.String()
 }
