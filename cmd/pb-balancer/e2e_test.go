@@ -65,7 +65,7 @@ scrape_configs:
 	api := promtest.API(t, prom)
 	for _, rule := range []string{"guest:pve_cpu_usage_cores:avg5m", "guest:pve_memory_usage_bytes:avg5m",
 		"node:pve_cpu_usage_ratio:avg5m", "node:pve_memory_usage_ratio:avg5m", "node:pve_node_iowait_ratio:avg5m"} {
-		if v, err := promtest.QueryUntil(t.Context(), t, api, "count("+rule+")", 60*time.Second); err != nil || len(v) != 1 || v[0].Value < 5 {
+		if v, err := promtest.QueryUntil(t.Context(), t, api, "count("+rule+") >= 5", 60*time.Second); err != nil || len(v) != 1 || v[0].Value < 5 {
 			t.Fatalf("recorded series %s: %v, %v", rule, v, err)
 		}
 	}
