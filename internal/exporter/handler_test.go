@@ -483,6 +483,20 @@ func TestCompatibilityWithMetricsContract(t *testing.T) {
 			t.Errorf("id %q does not have the format %s", id, format)
 		}
 	}
+	// pve_ha_state covers nodes too, one-hot over the HA manager's node states (prometheus-pve-exporter's
+	// HighAvailabilityStateMetric.NODE_STATES), from /cluster/resources' hastate of type node.
+	for id, current := range map[string]string{"node/pve1": "online", "node/pve2": "maintenance", "node/pve3": "unknown"} {
+		for _, state := range []string{"online", "maintenance", "unknown", "fence", "gone"} {
+			v, ok := series(mfs, "pve_ha_state", map[string]string{"id": id, "state": state})
+			if !ok {
+				t.Errorf("pve_ha_state{id=%q,state=%q} missing", id, state)
+				continue
+			}
+			if want := boolValue(state == current); v != want {
+				t.Errorf("pve_ha_state{id=%q,state=%q} = %v, want %v", id, state, v, want)
+			}
+		}
+	}
 	for _, m := range mfs["pve_up"].GetMetric() {
 		id := m.GetLabel()[0].GetValue()
 		matched := false
