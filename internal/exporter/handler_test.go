@@ -617,3 +617,47 @@ func (panicCollector) Update(inv *pve.Inventory, ch chan<- prometheus.Metric) er
 	_ = empty[len(inv.Guests)] // an out-of-range bug
 	return nil
 }
+
+// TestHelpTextsMatchUpstream holds /pve's HELP and TYPE lines of every compatible family byte for byte to
+// prometheus-pve-exporter's (testdata/upstream-help.txt, taken from a pinned upstream release), so that a
+// changed help text or type cannot slip through: dashboards and metadata-aware tools see the same family.
+func TestHelpTextsMatchUpstream(t *testing.T) {
+	fixture, err := os.ReadFile(filepath.Join("testdata", "upstream-help.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string][]string{} // family -> its HELP and TYPE lines
+	for line := range strings.Lines(string(fixture)) {
+		line = strings.TrimSuffix(line, "\n")
+		for _, prefix := range []string{"# HELP ", "# TYPE "} {
+			if rest, ok := strings.CutPrefix(line, prefix); ok {
+				name, _, _ := strings.Cut(rest, " ")
+				want[name] = append(want[name], line)
+			}
+		}
+	}
+	for _, f := range compatFamilies {
+		if len(want[f.name]) != 2 {
+			t.Errorf("testdata/upstream-help.txt has %d HELP/TYPE lines for compatible family %s, want 2", len(want[f.name]), f.name)
+		}
+	}
+
+	h := newTestHandler(t, returning(representativeInventory(), nil))
+	code, _, body := scrape(t, h, "/pve", nil)
+	if code != http.StatusOK {
+		t.Fatalf("status %d", code)
+	}
+	got := map[string][]string{}
+	for line := range strings.Lines(body) {
+		line = strings.TrimSuffix(line, "\n")
+		if strings.HasPrefix(line, "# HELP ") || strings.HasPrefix(line, "# TYPE ") {
+			name, _, _ := strings.Cut(line[len("# HELP "):], " ")
+			got[name] = append(got[name], line)
+		}
+	}
+	for name, lines := range want {
+		if !slices.Equal(got[name], lines) {
+			t.Errorf("%s:\n got %q\nwant %q", name, got[name], lines)
+		}
+	}
+}
