@@ -58,6 +58,10 @@ api_calls() { # exporter address: PVE API requests the exporter made so far
 	curl -sf "http://$1/metrics" | awk '/^pve_exporter_api_request_duration_seconds_count/ {n += $2} END {print n + 0}'
 }
 
+api_calls_by_endpoint() { # exporter address: "endpoint count" lines
+	curl -sf "http://$1/metrics" | sed -n 's/^pve_exporter_api_request_duration_seconds_count{endpoint="\([^"]*\)"} \(.*\)$/\1 \2/p'
+}
+
 run() { # mode, extra pve-exporter flags...
 	local mode=$1
 	shift
@@ -75,6 +79,7 @@ run() { # mode, extra pve-exporter flags...
 	# The first scrape reads every guest config; the steady state after it is what the goals are about.
 	curl -sf --compressed -o /dev/null -H 'X-Prometheus-Scrape-Timeout-Seconds: 60' "$url"
 	warm=$(api_calls "$exp_addr")
+	api_calls_by_endpoint "$exp_addr" >"$work/calls-warm-$mode"
 	: >"$times"
 	for _ in $(seq 1 "$scrapes"); do
 		curl -sf --compressed -o /dev/null -w '%{time_total}\n' -H 'X-Prometheus-Scrape-Timeout-Seconds: 30' "$url" >>"$times"
@@ -83,12 +88,15 @@ run() { # mode, extra pve-exporter flags...
 	rss=$(awk '/^VmRSS/ {print $2 / 1024 " MB"}' "/proc/$exporter/status")
 	hwm=$(awk '/^VmHWM/ {print $2 / 1024 " MB"}' "/proc/$exporter/status")
 	calls=$(($(api_calls "$exp_addr") - warm))
+	api_calls_by_endpoint "$exp_addr" >"$work/calls-end-$mode"
 	size=$(curl -sf --compressed -o /dev/null -w '%{size_download}' "$url")
 
 	echo "== $mode (${*:-default flags}): scenario $scenario, $scrapes scrapes, exposition $size bytes"
 	sort -n "$times" | awk '{a[NR] = $1} END {printf "scrape time: median %s s, p90 %s s, max %s s\n", a[int((NR + 1) / 2)], a[int(NR * 0.9 + 0.5)], a[NR]}'
 	echo "exporter VmRSS after 1 + $scrapes scrapes: $rss (VmHWM $hwm)"
 	echo "PVE API calls after the first scrape: $calls for $scrapes scrapes ($(awk -v c="$calls" -v n="$scrapes" 'BEGIN {printf "%.1f", c / n}') per scrape)"
+	awk -v n="$scrapes" 'NR == FNR {warm[$1] = $2; next}
+		{d = $2 - warm[$1]; if (d > 0) printf "  %s %.2f per scrape\n", $1, d / n}' "$work/calls-warm-$mode" "$work/calls-end-$mode"
 	if [ -n "${SHOW_LOG:-}" ]; then tail -n "$SHOW_LOG" "$log"; fi
 	if grep -qE 'level=(error|warn)' "$log"; then
 		echo "exporter warnings:" >&2
