@@ -99,6 +99,7 @@ func statusUnread() func(*pve.Node) {
 func memAvailable(b uint64) func(*pve.Node) {
 	return func(n *pve.Node) { n.MemAvailable, n.HasMemAvailable = b, true }
 }
+func nodeHA(state string) func(*pve.Node)    { return func(n *pve.Node) { n.HAState = state } }
 func nodePSI(p pve.Pressure) func(*pve.Node) { return func(n *pve.Node) { n.PSI = &p } }
 func subscription(status, lvl string, due time.Time) func(*pve.Node) {
 	return func(n *pve.Node) { n.Subscription = &pve.Subscription{Status: status, Level: lvl, NextDueDate: due} }
@@ -211,11 +212,11 @@ func representativeInventory() *pve.Inventory {
 		withCluster("pvec", true, 3, 7),
 		withVersion("9.2.11", "9.2", "f6997e69"),
 		withNodes(
-			node("pve1", corosyncID(1), cpus(16), local(), subLevel("c"), memAvailable(40*gib),
+			node("pve1", corosyncID(1), cpus(16), local(), subLevel("c"), memAvailable(40*gib), nodeHA("online"),
 				nodePSI(pve.Pressure{CPUSome: 0.02, IOSome: 0.01, IOFull: 0.005, MemorySome: 0.001}),
 				subscription("Active", "c", time.Date(2027, 1, 31, 0, 0, 0, 0, time.UTC))),
-			node("pve2", corosyncID(2), statusUnread()),
-			node("pve3", corosyncID(3), offline()),
+			node("pve2", corosyncID(2), statusUnread(), nodeHA("maintenance")),
+			node("pve3", corosyncID(3), offline(), nodeHA("unknown")),
 		),
 		withGuests(
 			guest(100, named("web"), tags("exclude_db", "prod"), haState("started"),

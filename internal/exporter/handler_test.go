@@ -483,6 +483,20 @@ func TestCompatibilityWithMetricsContract(t *testing.T) {
 			t.Errorf("id %q does not have the format %s", id, format)
 		}
 	}
+	// pve_ha_state covers nodes too, one-hot over the HA manager's node states (prometheus-pve-exporter's
+	// HighAvailabilityStateMetric.NODE_STATES), from /cluster/resources' hastate of type node.
+	for id, current := range map[string]string{"node/pve1": "online", "node/pve2": "maintenance", "node/pve3": "unknown"} {
+		for _, state := range []string{"online", "maintenance", "unknown", "fence", "gone"} {
+			v, ok := series(mfs, "pve_ha_state", map[string]string{"id": id, "state": state})
+			if !ok {
+				t.Errorf("pve_ha_state{id=%q,state=%q} missing", id, state)
+				continue
+			}
+			if want := boolValue(state == current); v != want {
+				t.Errorf("pve_ha_state{id=%q,state=%q} = %v, want %v", id, state, v, want)
+			}
+		}
+	}
 	for _, m := range mfs["pve_up"].GetMetric() {
 		id := m.GetLabel()[0].GetValue()
 		matched := false
@@ -602,4 +616,48 @@ func (panicCollector) Update(inv *pve.Inventory, ch chan<- prometheus.Metric) er
 	var empty []int
 	_ = empty[len(inv.Guests)] // an out-of-range bug
 	return nil
+}
+
+// TestHelpTextsMatchUpstream holds /pve's HELP and TYPE lines of every compatible family byte for byte to
+// prometheus-pve-exporter's (testdata/upstream-help.txt, taken from a pinned upstream release), so that a
+// changed help text or type cannot slip through: dashboards and metadata-aware tools see the same family.
+func TestHelpTextsMatchUpstream(t *testing.T) {
+	fixture, err := os.ReadFile(filepath.Join("testdata", "upstream-help.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string][]string{} // family -> its HELP and TYPE lines
+	for line := range strings.Lines(string(fixture)) {
+		line = strings.TrimSuffix(line, "\n")
+		for _, prefix := range []string{"# HELP ", "# TYPE "} {
+			if rest, ok := strings.CutPrefix(line, prefix); ok {
+				name, _, _ := strings.Cut(rest, " ")
+				want[name] = append(want[name], line)
+			}
+		}
+	}
+	for _, f := range compatFamilies {
+		if len(want[f.name]) != 2 {
+			t.Errorf("testdata/upstream-help.txt has %d HELP/TYPE lines for compatible family %s, want 2", len(want[f.name]), f.name)
+		}
+	}
+
+	h := newTestHandler(t, returning(representativeInventory(), nil))
+	code, _, body := scrape(t, h, "/pve", nil)
+	if code != http.StatusOK {
+		t.Fatalf("status %d", code)
+	}
+	got := map[string][]string{}
+	for line := range strings.Lines(body) {
+		line = strings.TrimSuffix(line, "\n")
+		if strings.HasPrefix(line, "# HELP ") || strings.HasPrefix(line, "# TYPE ") {
+			name, _, _ := strings.Cut(line[len("# HELP "):], " ")
+			got[name] = append(got[name], line)
+		}
+	}
+	for name, lines := range want {
+		if !slices.Equal(got[name], lines) {
+			t.Errorf("%s:\n got %q\nwant %q", name, got[name], lines)
+		}
+	}
 }

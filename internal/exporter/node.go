@@ -35,6 +35,10 @@ var (
 		"Configured memory of the running guests on the node in bytes, templates excluded.", idLabel, nil)
 )
 
+// haNodeStates are the node states of PVE's HA manager (pve-ha-manager PVE::HA::NodeStatus), the list
+// prometheus-pve-exporter emits for type node; sorted like the other state lists.
+var haNodeStates = []string{"fence", "gone", "maintenance", "online", "unknown"}
+
 // nodeCollector exports cluster members: /cluster/status node entries, /cluster/resources (type node) and
 // /nodes/{node}/status. Values that only node status provides are absent, not zero, when it could not be read.
 type nodeCollector struct{}
@@ -46,6 +50,7 @@ func (nodeCollector) Update(inv *pve.Inventory, ch chan<- prometheus.Metric) err
 		id := nodeID(n.Name)
 		gauge(ch, upDesc, boolValue(n.Online), id)
 		gauge(ch, nodeInfoDesc, 1, id, n.Level, n.Name, strconv.Itoa(n.NodeID))
+		oneHot(ch, haStateDesc, id, haNodeStates, n.HAState)
 		if !n.Online {
 			continue
 		}

@@ -174,3 +174,27 @@ func FuzzDecodePrecondition(f *testing.F) {
 		}
 	})
 }
+
+// Node entries of /cluster/resources carry the HA manager's node state as "hastate" when HA is in use;
+// prometheus-pve-exporter's pve_ha_state for nodes reads it from there.
+func TestResourcesNodeHAState(t *testing.T) {
+	tests := []struct {
+		entry string
+		want  string
+	}{
+		{`{"type":"node","node":"pve1","status":"online","hastate":"online"}`, "online"},
+		{`{"type":"node","node":"pve1","status":"online","hastate":"maintenance"}`, "maintenance"},
+		{`{"type":"node","node":"pve1","status":"unknown","hastate":"fence"}`, "fence"},
+		{`{"type":"node","node":"pve1","status":"online"}`, ""},
+	}
+	for _, tt := range tests {
+		var entries []resourceEntry
+		if err := json.Unmarshal([]byte("["+tt.entry+"]"), &entries); err != nil {
+			t.Fatalf("%s: %v", tt.entry, err)
+		}
+		res := splitResources(entries)
+		if len(res.Nodes) != 1 || res.Nodes[0].HAState != tt.want {
+			t.Errorf("%s: nodes %+v, want one with HAState %q", tt.entry, res.Nodes, tt.want)
+		}
+	}
+}

@@ -50,6 +50,9 @@ type Node struct {
 	IP    string
 	// Level is the subscription level from /cluster/status ("" when none).
 	Level string
+	// HAState is the HA manager's state of the node (online, maintenance, unknown, fence, gone) that
+	// /cluster/resources sends as "hastate" on node entries; "" when the cluster has no HA manager status.
+	HAState string
 
 	// Capacity and usage. CPU is the usage ratio of all CPUs (0..1); CPUs is the logical CPU count.
 	CPUs     int

@@ -91,6 +91,7 @@ func (e *resourceEntry) node() Node {
 		Name:        name,
 		Online:      e.Status == "online",
 		Level:       e.Level,
+		HAState:     e.HAState,
 		CPUs:        int(e.MaxCPU),
 		CPU:         float64(e.CPU),
 		MemTotal:    e.MaxMem.uint64(),

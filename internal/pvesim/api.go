@@ -176,6 +176,9 @@ func (s *Simulator) dispatch(rt *route, c *call) (any, error) {
 		if slices.Contains(s.faults.ForbiddenNodes, node) {
 			return nil, errf(http.StatusForbidden, "Permission check failed (/nodes/%s, Sys.Audit)\n", node)
 		}
+		if code := s.faults.NodeErrors[node]; code != 0 {
+			return nil, errf(code, "%s\n", nodeErrorText(code))
+		}
 	}
 	if rt.privilege != "" && !c.token.admin {
 		path, priv, _ := strings.Cut(rt.privilege, ":")
@@ -185,6 +188,22 @@ func (s *Simulator) dispatch(rt *route, c *call) (any, error) {
 		return nil, errf(http.StatusForbidden, "Permission check failed (%s, %s)\n", path, priv)
 	}
 	return rt.handle(s, c, now)
+}
+
+// nodeErrorText is the message of an injected node error: what pveproxy says for the common statuses.
+func nodeErrorText(code int) string {
+	switch code {
+	case http.StatusInternalServerError:
+		return "got timeout"
+	case 595:
+		return "no route to host"
+	case 596:
+		return "Connection timed out"
+	}
+	if t := http.StatusText(code); t != "" {
+		return t
+	}
+	return "node error " + strconv.Itoa(code)
 }
 
 // authenticate checks "PVEAPIToken=USER@REALM!TOKENID=SECRET" (PVE also accepts ':' before the secret).

@@ -84,6 +84,8 @@ func FuzzAppendJSONString(f *testing.F) {
 // that changed nothing.
 func FuzzAdminFaults(f *testing.F) {
 	f.Add(`{"latency":"5ms","node_latency":{"pve2":"1s"},"error_rate":0.2,"offline_nodes":["pve3"],"forbidden_nodes":["pve4"],"no_quorum":true,"fail_migrations":[{"vmid":100},{"vmid":0}]}`)
+	f.Add(`{"node_errors":{"pve2":503,"pve9":500}}`)
+	f.Add(`{"node_errors":{"pve2":200}}`)
 	f.Add(`{"latency":"-1s"}`)
 	f.Add(`{"error_rate":2}`)
 	f.Add(`{"offline_nodes":["nope"]}`)
@@ -107,7 +109,7 @@ func FuzzAdminFaults(f *testing.F) {
 				t.Fatalf("200 with undecodable faults %q: %v", rec.Body.String(), err)
 			}
 		case http.StatusBadRequest:
-			if f := sim.Faults(); f.NoQuorum || f.ErrorRate != 0 || len(f.OfflineNodes) > 0 || f.Latency != 0 {
+			if f := sim.Faults(); f.NoQuorum || f.ErrorRate != 0 || len(f.OfflineNodes) > 0 || len(f.NodeErrors) > 0 || f.Latency != 0 {
 				t.Fatalf("rejected faults were applied: %+v", f)
 			}
 		default:

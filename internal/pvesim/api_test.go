@@ -213,6 +213,20 @@ func TestFaults(t *testing.T) {
 				t.Errorf("other node: %d, want 200", status)
 			}
 		}},
+		{"node error", pvesim.Faults{NodeErrors: map[string]int{"pve2": 500, "pve3": 503}}, func(t *testing.T, srv *pvesimtest.Server) {
+			for path, want := range map[string]int{"/nodes/pve2/status": 500, "/nodes/pve2/qemu": 500, "/nodes/pve3/lxc": 503, "/nodes/pve1/qemu": 200, "/cluster/resources": 200} {
+				if status, _ := srv.Do(t, http.MethodGet, path, ""); status != want {
+					t.Errorf("%s: %d, want %d", path, status, want)
+				}
+			}
+			if _, body := srv.Do(t, http.MethodGet, "/nodes/pve2/status", ""); !strings.Contains(string(body), "got timeout") {
+				t.Errorf("node error body %s, want PVE's error message", body)
+			}
+			_, body := srv.Do(t, http.MethodGet, "/cluster/status", "")
+			if !strings.Contains(string(body), `"name":"pve2","nodeid":2,"online":1`) {
+				t.Errorf("a node answering 5xx must stay online in cluster status: %s", body)
+			}
+		}},
 		{"no quorum", pvesim.Faults{NoQuorum: true}, func(t *testing.T, srv *pvesimtest.Server) {
 			status, body := srv.Do(t, http.MethodPost, "/nodes/pve2/qemu/203/migrate", "target=pve3&online=1")
 			if status != 500 || !strings.Contains(string(body), "cluster not ready - no quorum?") {
@@ -276,6 +290,17 @@ func TestAdminAPI(t *testing.T) {
 	}
 	if status, _ := do(http.MethodPut, "/_sim/faults", `{"offline_nodes":["nope"]}`); status != 400 {
 		t.Errorf("PUT faults with unknown node: %d, want 400", status)
+	}
+	if status, body := do(http.MethodPut, "/_sim/faults", `{"node_errors":{"pve3":502}}`); status != 200 || !strings.Contains(body, `"node_errors"`) {
+		t.Errorf("PUT faults with node_errors: %d %s", status, body)
+	}
+	if got := srv.Sim.Faults().NodeErrors; got["pve3"] != 502 {
+		t.Errorf("node_errors after PUT: %v", got)
+	}
+	for _, body := range []string{`{"node_errors":{"nope":500}}`, `{"node_errors":{"pve3":404}}`} {
+		if status, _ := do(http.MethodPut, "/_sim/faults", body); status != 400 {
+			t.Errorf("PUT faults %s: %d, want 400", body, status)
+		}
 	}
 	if status, _ := do(http.MethodPut, "/_sim/faults", `{"bogus":1}`); status != 400 {
 		t.Errorf("PUT faults with unknown field: %d, want 400", status)

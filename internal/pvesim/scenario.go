@@ -158,6 +158,9 @@ type Faults struct {
 	OfflineNodes []string `yaml:"offline_nodes" json:"offline_nodes,omitempty"`
 	// ForbiddenNodes answer 403 to /nodes/{node}/… requests.
 	ForbiddenNodes []string `yaml:"forbidden_nodes" json:"forbidden_nodes,omitempty"`
+	// NodeErrors make a node answer every /nodes/{node}/… request with the given server error status
+	// (500..599), as a node whose pvedaemon fails or whose proxy gives up does.
+	NodeErrors map[string]int `yaml:"node_errors" json:"node_errors,omitempty"`
 	// NoQuorum makes the cluster lose quorum: quorate 0, writes fail.
 	NoQuorum bool `yaml:"no_quorum" json:"no_quorum"`
 	// FailMigrations makes upcoming migrations fail mid-way; each entry is used up by one migration.
@@ -757,6 +760,13 @@ func (s *Scenario) validate(l locator) []error {
 	for n := range s.Faults.NodeLatency {
 		if nodes[n] == nil {
 			bad([]any{"faults", "node_latency", n}, "unknown node %q", n)
+		}
+	}
+	for n, code := range s.Faults.NodeErrors {
+		if nodes[n] == nil {
+			bad([]any{"faults", "node_errors", n}, "unknown node %q", n)
+		} else if !serverError(code) {
+			bad([]any{"faults", "node_errors", n}, "status %d is not a server error (500..599)", code)
 		}
 	}
 	for j, f := range s.Faults.FailMigrations {

@@ -71,6 +71,8 @@ func TestParseScenarioErrors(t *testing.T) {
 			return s + "    type: lxc\n    mounts: [{bind: /srv, storage: tank, mp: /srv}]\n"
 		}, `guests[0].mounts[0]: set exactly one of bind and storage`},
 		{"fault on unknown node", func(s string) string { return s + "faults: {offline_nodes: [pve7]}\n" }, `scenario.yml:18: faults.offline_nodes[0]: unknown node "pve7"`},
+		{"node error on unknown node", func(s string) string { return s + "faults: {node_errors: {pve7: 500}}\n" }, `scenario.yml:18: faults.node_errors.pve7: unknown node "pve7"`},
+		{"node error not 5xx", func(s string) string { return s + "faults: {node_errors: {pve1: 404}}\n" }, `scenario.yml:18: faults.node_errors.pve1: status 404 is not a server error (500..599)`},
 		{"bad start", func(s string) string { return s + "start: yesterday\n" }, `scenario.yml:18: start: not an RFC 3339 time: "yesterday"`},
 		{"two documents", func(s string) string { return s + "---\nname: x\n" }, `more than one YAML document`},
 		{"alias", func(s string) string { return s + "pools: &a [x]\n" }, `pools: unknown field`},

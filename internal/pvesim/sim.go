@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"maps"
 	mrand "math/rand/v2"
 	"slices"
 	"sort"
@@ -244,6 +245,14 @@ func (s *Simulator) SetFaults(f Faults) error {
 			return fmt.Errorf("node_latency: unknown node %q", n)
 		}
 	}
+	for n, code := range f.NodeErrors {
+		if s.nodeByName[n] == nil {
+			return fmt.Errorf("node_errors: unknown node %q", n)
+		}
+		if !serverError(code) {
+			return fmt.Errorf("node_errors: %s: status %d is not a server error (500..599)", n, code)
+		}
+	}
 	if f.ErrorRate < 0 || f.ErrorRate > 1 {
 		return fmt.Errorf("error_rate %v is outside 0..1", f.ErrorRate)
 	}
@@ -259,6 +268,9 @@ func (s *Simulator) SetFaults(f Faults) error {
 	return nil
 }
 
+// serverError reports whether code is an HTTP server error status, the only kind NodeErrors may inject.
+func serverError(code int) bool { return code >= 500 && code <= 599 }
+
 func cloneFaults(f Faults) Faults {
 	c := f
 	c.NodeLatency = nil
@@ -268,6 +280,7 @@ func cloneFaults(f Faults) Faults {
 			c.NodeLatency[k] = v
 		}
 	}
+	c.NodeErrors = maps.Clone(f.NodeErrors)
 	c.OfflineNodes = slices.Clone(f.OfflineNodes)
 	c.ForbiddenNodes = slices.Clone(f.ForbiddenNodes)
 	c.FailMigrations = slices.Clone(f.FailMigrations)

@@ -234,7 +234,7 @@ func TestCacheMaxAgeSavesCalls(t *testing.T) {
 	}
 }
 
-// TestFailures: one node offline, refusing, or slower than the scrape timeout never fails the scrape: the answer
+// TestFailures: one node offline, refusing (403), failing (5xx), or slower than the scrape timeout never fails the scrape: the answer
 // is 200, the rest of the cluster is exported, and pve_up and the collector success gauges say what failed.
 func TestFailures(t *testing.T) {
 	tests := []struct {
@@ -266,6 +266,19 @@ func TestFailures(t *testing.T) {
 			absent:   []string{`pve_node_load1{id="node/pve2"}`},
 			logs:     "403",
 			apiError: `{code="403",endpoint="/nodes/{node}/status"}`,
+		},
+		{
+			name:   "5xx on one node",
+			faults: pvesim.Faults{NodeErrors: map[string]int{"pve2": 500}},
+			want: []string{
+				`pve_up{id="node/pve2"} 1`, `pve_up{id="node/pve1"} 1`, `pve_up{id="qemu/100"} 1`,
+				`pve_node_load1{id="node/pve1"}`,
+				`pve_exporter_scrape_collector_success{collector="inventory"} 1`,
+				`pve_exporter_scrape_collector_success{collector="node"} 0`,
+			},
+			absent:   []string{`pve_node_load1{id="node/pve2"}`},
+			logs:     "500",
+			apiError: `{code="500",endpoint="/nodes/{node}/status"}`,
 		},
 		{
 			name:    "node slower than the scrape timeout",
