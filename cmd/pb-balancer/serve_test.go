@@ -17,6 +17,7 @@ import (
 	"github.com/go-kit/log"
 
 	"github.com/proxbalance/proxbalance/internal/config"
+	"github.com/proxbalance/proxbalance/internal/executor"
 	"github.com/proxbalance/proxbalance/internal/promtest"
 	"github.com/proxbalance/proxbalance/internal/pvesim"
 	"github.com/proxbalance/proxbalance/internal/pvesim/pvesimtest"
@@ -129,7 +130,8 @@ func TestServeWiring(t *testing.T) {
 	}))
 	defer prom.Close()
 	listen := promtest.FreeAddr(t)
-	path := writeConfig(t, testConfig{pveURL: sim.BaseURL, promURL: prom.URL, listen: listen, mode: "dry-run"})
+	path := writeConfig(t, testConfig{pveURL: sim.BaseURL, promURL: prom.URL, listen: listen, mode: "dry-run",
+		extra: "gates:\n  max_concurrent_migrations: 1\n"})
 	cfg, err := config.LoadFile(path, config.OSEnv())
 	if err != nil {
 		t.Fatal(err)
@@ -137,8 +139,15 @@ func TestServeWiring(t *testing.T) {
 	logs := &lockedBuffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
+	execs := make(chan *executor.Executor, 1)
 	go func() {
-		done <- serve(ctx, path, cfg, config.OSEnv(), realExecutor, log.NewLogfmtLogger(logs))
+		done <- serve(ctx, path, cfg, config.OSEnv(), func(c executor.Config) (balancerExecutor, error) {
+			e, err := executor.New(c)
+			if err == nil {
+				execs <- e
+			}
+			return e, err
+		}, log.NewLogfmtLogger(logs))
 	}()
 	base := "http://" + listen
 	var resp *http.Response
@@ -172,8 +181,27 @@ func TestServeWiring(t *testing.T) {
 		resp.Body.Close()
 		return resp.StatusCode
 	}
+	exec := <-execs
+	if got := exec.MaxConcurrent(); got != 1 {
+		t.Errorf("executor max concurrent = %d, want the configured 1", got)
+	}
+	// A reload changes the executor's cap live (it is not a restart-only setting).
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw = bytes.Replace(raw, []byte("max_concurrent_migrations: 1"), []byte("max_concurrent_migrations: 3"), 1)
+	if err := os.WriteFile(path, raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	if code := do(http.MethodPost, "/-/reload", "serve-api-token"); code != http.StatusOK {
 		t.Errorf("reload: %d", code)
+	}
+	if got := exec.MaxConcurrent(); got != 3 {
+		t.Errorf("executor max concurrent after the reload = %d, want 3", got)
+	}
+	if strings.Contains(logs.String(), "take effect after a restart") {
+		t.Errorf("the reload warned about restart-only settings:\n%s", logs.String())
 	}
 	if code := do(http.MethodPut, "/api/v1/nodes/pve3/maintenance", "serve-webhook-token"); code != http.StatusUnauthorized {
 		t.Errorf("maintenance with the webhook token: %d", code)
@@ -197,10 +225,27 @@ func TestServeWiring(t *testing.T) {
 	}
 	metrics, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	for _, want := range []string{`proxbalance_node_maintenance{node="pve3"} 1`, "proxbalance_config_last_reload_successful 1", "go_goroutines"} {
+	for _, want := range []string{`proxbalance_node_maintenance{node="pve3"} 1`, "proxbalance_config_last_reload_successful 1", "go_goroutines",
+		"# TYPE proxbalance_moves_total counter", "# TYPE proxbalance_migrations_in_flight gauge"} {
 		if !strings.Contains(string(metrics), want) {
 			t.Errorf("metrics lack %s", want)
 		}
+	}
+	// One counter of moves by outcome and one in-flight gauge: the executor registers no copies of its own.
+	if strings.Contains(string(metrics), "proxbalance_executor_") {
+		t.Errorf("metrics still have proxbalance_executor_* series:\n%s", grepMetrics(string(metrics), "proxbalance_executor_"))
+	}
+
+	// Readiness needs Prometheus: once it is gone, /-/ready says so.
+	prom.Close()
+	resp, err = http.Get(base + "/-/ready")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "prometheus:") {
+		t.Errorf("ready with Prometheus closed: %d %s, want 503 naming prometheus", resp.StatusCode, body)
 	}
 	cancel()
 	if err := <-done; err != nil {
@@ -211,4 +256,15 @@ func TestServeWiring(t *testing.T) {
 			t.Errorf("a log line shows a secret:\n%s", logs.String())
 		}
 	}
+}
+
+// grepMetrics returns the lines of an exposition that contain sub.
+func grepMetrics(exposition, sub string) string {
+	var out []string
+	for _, l := range strings.Split(exposition, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }
