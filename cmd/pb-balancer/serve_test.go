@@ -169,7 +169,8 @@ func TestServeWiring(t *testing.T) {
 	if !strings.Contains(logs.String(), `msg="journal reconciled"`) {
 		t.Error("serve did not reconcile the journal before serving")
 	}
-	do := func(method, path, token string) int {
+	// send returns the status and body of a bodiless request.
+	send := func(method, path, token string) (int, string) {
 		req, _ := http.NewRequest(method, base+path, nil)
 		if token != "" {
 			req.Header.Set("Authorization", "Bearer "+token)
@@ -178,8 +179,13 @@ func TestServeWiring(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		resp.Body.Close()
-		return resp.StatusCode
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	do := func(method, path, token string) int {
+		code, _ := send(method, path, token)
+		return code
 	}
 	exec := <-execs
 	if got := exec.MaxConcurrent(); got != 1 {
@@ -210,42 +216,29 @@ func TestServeWiring(t *testing.T) {
 		t.Errorf("maintenance: %d", code)
 	}
 	// The fake Prometheus has no history: the balancer refuses to plan and says why, rather than guessing.
-	resp, err = http.Get(base + "/api/v1/nodes/pve3/evacuation")
-	if err != nil {
-		t.Fatal(err)
+	if code, body := send(http.MethodGet, "/api/v1/nodes/pve3/evacuation", ""); code != http.StatusServiceUnavailable ||
+		!strings.Contains(body, "reading history from Prometheus") {
+		t.Errorf("evacuation without history: %d %s", code, body)
 	}
-	body, _ = io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "reading history from Prometheus") {
-		t.Errorf("evacuation without history: %d %s", resp.StatusCode, body)
+	if code := do(http.MethodPost, "/api/v1/nodes/pve3/evacuation", ""); code != http.StatusUnauthorized {
+		t.Errorf("storing an evacuation without a token: %d", code)
 	}
-	resp, err = http.Get(base + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	metrics, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	_, metrics := send(http.MethodGet, "/metrics", "")
 	for _, want := range []string{`proxbalance_node_maintenance{node="pve3"} 1`, "proxbalance_config_last_reload_successful 1", "go_goroutines",
 		"# TYPE proxbalance_moves_total counter", "# TYPE proxbalance_migrations_in_flight gauge"} {
-		if !strings.Contains(string(metrics), want) {
+		if !strings.Contains(metrics, want) {
 			t.Errorf("metrics lack %s", want)
 		}
 	}
 	// One counter of moves by outcome and one in-flight gauge: the executor registers no copies of its own.
-	if strings.Contains(string(metrics), "proxbalance_executor_") {
-		t.Errorf("metrics still have proxbalance_executor_* series:\n%s", grepMetrics(string(metrics), "proxbalance_executor_"))
+	if strings.Contains(metrics, "proxbalance_executor_") {
+		t.Errorf("metrics still have proxbalance_executor_* series:\n%s", grepMetrics(metrics, "proxbalance_executor_"))
 	}
 
 	// Readiness needs Prometheus: once it is gone, /-/ready says so.
 	prom.Close()
-	resp, err = http.Get(base + "/-/ready")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ = io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "prometheus:") {
-		t.Errorf("ready with Prometheus closed: %d %s, want 503 naming prometheus", resp.StatusCode, body)
+	if code, body := send(http.MethodGet, "/-/ready", ""); code != http.StatusServiceUnavailable || !strings.Contains(body, "prometheus:") {
+		t.Errorf("ready with Prometheus closed: %d %s, want 503 naming prometheus", code, body)
 	}
 	cancel()
 	if err := <-done; err != nil {

@@ -3,6 +3,7 @@ package executor
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/proxbalance/proxbalance/internal/store"
 )
@@ -13,7 +14,10 @@ func TestRequestDryRunWinsOverRealMode(t *testing.T) {
 	h := newHarness(t)
 	h.exec.SetDryRun(false)
 	tasksBefore := h.migrationTasks()
-	res := h.exec.Execute(context.Background(), request("qemu/107", "pve1", "pve2", func(r *Request) { r.DryRun = true }))
+	// The clock stands still: a dry run returns at once, a real migration would wait for its task until ctx ends.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	res := h.exec.Execute(ctx, request("qemu/107", "pve1", "pve2", func(r *Request) { r.DryRun = true }))
 	if res.Outcome != OutcomeDryRun {
 		t.Fatalf("Execute = %s/%s (%v), want dry_run", res.Outcome, res.Reason, res.Err)
 	}
