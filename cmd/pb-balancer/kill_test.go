@@ -89,7 +89,13 @@ func startProcess(t *testing.T, bin string, args ...string) *process {
 
 func getJSON(t *testing.T, url, auth string, v any) int {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, url, nil)
+	return doJSON(t, http.MethodGet, url, auth, v)
+}
+
+// doJSON sends a bodiless request and decodes a 200 answer into v; it returns the status, 0 when unreachable.
+func doJSON(t *testing.T, method, url, auth string, v any) int {
+	t.Helper()
+	req, _ := http.NewRequest(method, url, nil)
 	if auth != "" {
 		req.Header.Set("Authorization", auth)
 	}
@@ -161,7 +167,7 @@ func TestKillDuringMigrationThenRestart(t *testing.T) {
 			Moves []struct{ Guest, Target string }
 		} `json:"plan"`
 	}
-	if code := getJSON(t, base+"/api/v1/nodes/pve1/evacuation", "", &plan); code != http.StatusOK || len(plan.Plan.Moves) != 1 {
+	if code := doJSON(t, http.MethodPost, base+"/api/v1/nodes/pve1/evacuation", apiAuth, &plan); code != http.StatusOK || len(plan.Plan.Moves) != 1 {
 		t.Fatalf("evacuation plan: %d %+v\n%s", code, plan, first.logs.String())
 	}
 	req, _ := http.NewRequest(http.MethodPost, base+"/api/v1/plans/"+plan.Plan.ID+"/approve", strings.NewReader(`{"by":"alice"}`))

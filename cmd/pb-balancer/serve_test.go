@@ -16,6 +16,7 @@ import (
 	"github.com/go-kit/log"
 
 	"github.com/proxbalance/proxbalance/internal/config"
+	"github.com/proxbalance/proxbalance/internal/executor"
 	"github.com/proxbalance/proxbalance/internal/promtest"
 	"github.com/proxbalance/proxbalance/internal/pvesim"
 	"github.com/proxbalance/proxbalance/internal/pvesim/pvesimtest"
@@ -111,7 +112,8 @@ func TestServeWiring(t *testing.T) {
 	}))
 	defer prom.Close()
 	listen := promtest.FreeAddr(t)
-	path := writeConfig(t, testConfig{pveURL: sim.BaseURL, promURL: prom.URL, listen: listen, mode: "dry-run"})
+	path := writeConfig(t, testConfig{pveURL: sim.BaseURL, promURL: prom.URL, listen: listen, mode: "dry-run",
+		extra: "gates:\n  max_concurrent_migrations: 1\n"})
 	cfg, err := config.LoadFile(path, config.OSEnv())
 	if err != nil {
 		t.Fatal(err)
@@ -119,8 +121,15 @@ func TestServeWiring(t *testing.T) {
 	logs := &promtest.SyncBuffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
+	execs := make(chan *executor.Executor, 1)
 	go func() {
-		done <- serve(ctx, path, cfg, config.OSEnv(), realExecutor, log.NewLogfmtLogger(logs))
+		done <- serve(ctx, path, cfg, config.OSEnv(), func(c executor.Config) (balancerExecutor, error) {
+			e, err := executor.New(c)
+			if err == nil {
+				execs <- e
+			}
+			return e, err
+		}, log.NewLogfmtLogger(logs))
 	}()
 	base := "http://" + listen
 	var resp *http.Response
@@ -142,7 +151,8 @@ func TestServeWiring(t *testing.T) {
 	if !strings.Contains(logs.String(), `msg="journal reconciled"`) {
 		t.Error("serve did not reconcile the journal before serving")
 	}
-	do := func(method, path, token string) int {
+	// send returns the status and body of a bodiless request.
+	send := func(method, path, token string) (int, string) {
 		req, _ := http.NewRequest(method, base+path, nil)
 		if token != "" {
 			req.Header.Set("Authorization", "Bearer "+token)
@@ -151,11 +161,35 @@ func TestServeWiring(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		resp.Body.Close()
-		return resp.StatusCode
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	do := func(method, path, token string) int {
+		code, _ := send(method, path, token)
+		return code
+	}
+	exec := <-execs
+	if got := exec.MaxConcurrent(); got != 1 {
+		t.Errorf("executor max concurrent = %d, want the configured 1", got)
+	}
+	// A reload changes the executor's cap live (it is not a restart-only setting).
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw = bytes.Replace(raw, []byte("max_concurrent_migrations: 1"), []byte("max_concurrent_migrations: 3"), 1)
+	if err := os.WriteFile(path, raw, 0o600); err != nil {
+		t.Fatal(err)
 	}
 	if code := do(http.MethodPost, "/-/reload", "serve-api-token"); code != http.StatusOK {
 		t.Errorf("reload: %d", code)
+	}
+	if got := exec.MaxConcurrent(); got != 3 {
+		t.Errorf("executor max concurrent after the reload = %d, want 3", got)
+	}
+	if strings.Contains(logs.String(), "take effect after a restart") {
+		t.Errorf("the reload warned about restart-only settings:\n%s", logs.String())
 	}
 	if code := do(http.MethodPut, "/api/v1/nodes/pve3/maintenance", "serve-webhook-token"); code != http.StatusUnauthorized {
 		t.Errorf("maintenance with the webhook token: %d", code)
@@ -164,25 +198,29 @@ func TestServeWiring(t *testing.T) {
 		t.Errorf("maintenance: %d", code)
 	}
 	// The fake Prometheus has no history: the balancer refuses to plan and says why, rather than guessing.
-	resp, err = http.Get(base + "/api/v1/nodes/pve3/evacuation")
-	if err != nil {
-		t.Fatal(err)
+	if code, body := send(http.MethodGet, "/api/v1/nodes/pve3/evacuation", ""); code != http.StatusServiceUnavailable ||
+		!strings.Contains(body, "reading history from Prometheus") {
+		t.Errorf("evacuation without history: %d %s", code, body)
 	}
-	body, _ = io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "reading history from Prometheus") {
-		t.Errorf("evacuation without history: %d %s", resp.StatusCode, body)
+	if code := do(http.MethodPost, "/api/v1/nodes/pve3/evacuation", ""); code != http.StatusUnauthorized {
+		t.Errorf("storing an evacuation without a token: %d", code)
 	}
-	resp, err = http.Get(base + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	metrics, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	for _, want := range []string{`proxbalance_node_maintenance{node="pve3"} 1`, "proxbalance_config_last_reload_successful 1", "go_goroutines"} {
-		if !strings.Contains(string(metrics), want) {
+	_, metrics := send(http.MethodGet, "/metrics", "")
+	for _, want := range []string{`proxbalance_node_maintenance{node="pve3"} 1`, "proxbalance_config_last_reload_successful 1", "go_goroutines",
+		"# TYPE proxbalance_moves_total counter", "# TYPE proxbalance_migrations_in_flight gauge"} {
+		if !strings.Contains(metrics, want) {
 			t.Errorf("metrics lack %s", want)
 		}
+	}
+	// One counter of moves by outcome and one in-flight gauge: the executor registers no copies of its own.
+	if strings.Contains(metrics, "proxbalance_executor_") {
+		t.Errorf("metrics still have proxbalance_executor_* series:\n%s", grepMetrics(metrics, "proxbalance_executor_"))
+	}
+
+	// Readiness needs Prometheus: once it is gone, /-/ready says so.
+	prom.Close()
+	if code, body := send(http.MethodGet, "/-/ready", ""); code != http.StatusServiceUnavailable || !strings.Contains(body, "prometheus:") {
+		t.Errorf("ready with Prometheus closed: %d %s, want 503 naming prometheus", code, body)
 	}
 	cancel()
 	if err := <-done; err != nil {
@@ -193,4 +231,15 @@ func TestServeWiring(t *testing.T) {
 			t.Errorf("a log line shows a secret:\n%s", logs.String())
 		}
 	}
+}
+
+// grepMetrics returns the lines of an exposition that contain sub.
+func grepMetrics(exposition, sub string) string {
+	var out []string
+	for _, l := range strings.Split(exposition, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }

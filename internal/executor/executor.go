@@ -42,10 +42,11 @@ type Migrator interface {
 type Config struct {
 	PVE   PVE
 	Store *store.Store
-	// DryRun records every move that passes the checks instead of requesting it (see also SetDryRun).
+	// DryRun records every move that passes the checks instead of requesting it (see also SetDryRun and
+	// Request.DryRun).
 	DryRun bool
 	// MaxConcurrent caps migrations running in the cluster (counted from /cluster/tasks, whoever started
-	// them); 0 means 1.
+	// them); 0 means 1. SetMaxConcurrent changes it for later moves.
 	MaxConcurrent int
 	// PollInterval is how often a running task is polled; 0 means 2s.
 	PollInterval time.Duration
@@ -68,6 +69,10 @@ type Request struct {
 	Move      placement.Move
 	Trigger   string
 	Approver  string
+	// DryRun records this move instead of requesting it, whatever the executor's mode: the caller decided
+	// the move is a dry run when it vetted it, and a reload to a real mode before the move's turn must not
+	// turn it into a migration nobody approved as one.
+	DryRun bool
 }
 
 // Result is how one move went.
@@ -91,6 +96,8 @@ type Executor struct {
 	logger  log.Logger
 	metrics *metrics
 	dryRun  atomic.Bool
+	// maxConcurrent is cfg.MaxConcurrent as reloaded; the precheck reads it.
+	maxConcurrent atomic.Int64
 
 	// start is precheck → idempotency → execute; finish is follow → verify. startMu serialises starts so
 	// that concurrent Executes cannot both pass the max-concurrent check before either task is visible.
@@ -133,6 +140,7 @@ func New(cfg Config) (*Executor, error) {
 	}
 	e := &Executor{cfg: cfg, logger: cfg.Logger, metrics: newMetrics(), following: map[uint64]bool{}}
 	e.dryRun.Store(cfg.DryRun)
+	e.maxConcurrent.Store(int64(cfg.MaxConcurrent))
 	e.start = MultiStage{
 		recorded(retrying(&precheckStage{e}, cfg.RetryAttempts, cfg.RetryBackoff)),
 		recorded(&idempotencyStage{e}),
@@ -148,13 +156,20 @@ func (e *Executor) SetDryRun(dryRun bool) { e.dryRun.Store(dryRun) }
 // DryRun reports whether moves are currently only recorded.
 func (e *Executor) DryRun() bool { return e.dryRun.Load() }
 
+// SetMaxConcurrent changes the cap on migrations running in the cluster for the moves checked afterwards (a
+// config reload); n below 1 means 1, as in Config.
+func (e *Executor) SetMaxConcurrent(n int) { e.maxConcurrent.Store(int64(max(n, 1))) }
+
+// MaxConcurrent is the current cap on migrations running in the cluster.
+func (e *Executor) MaxConcurrent() int { return int(e.maxConcurrent.Load()) }
+
 func (e *Executor) now() time.Time { return e.cfg.Now().UTC() }
 
 // Execute runs one move through the pipeline and, when it was requested, follows it to its end. It blocks
 // until the task ends or ctx is done (then the outcome is unknown and the journal entry stays open for
 // Reconcile). A refused or failed move is not retried.
 func (e *Executor) Execute(ctx context.Context, req Request) Result {
-	a := &Attempt{Request: req, DryRun: e.DryRun()}
+	a := &Attempt{Request: req, DryRun: req.DryRun || e.DryRun()}
 	res := Result{Request: req, Start: e.now()}
 
 	defer func() {
@@ -172,7 +187,6 @@ func (e *Executor) Execute(ctx context.Context, req Request) Result {
 	res.End = e.now()
 	res.Err, res.Records, res.JournalID, res.UPID = err, a.Records, a.Journal.ID, a.UPID
 	res.Outcome, res.Reason = outcomeOf(a, err)
-	e.metrics.moves.WithLabelValues(string(res.Outcome), string(res.Reason)).Inc()
 	kv := []any{"plan", req.PlanID, "move", req.MoveIndex, "guest", req.Move.Guest, "source", req.Move.Source,
 		"target", req.Move.Target, "outcome", res.Outcome, "journal_id", res.JournalID}
 	if res.UPID != "" {

@@ -86,8 +86,7 @@ func (e *Executor) Reconcile(ctx context.Context) (ReconcileReport, error) {
 			return
 		}
 		rep.add(k, a.Journal)
-		out, reason := outcomeOf(a, err)
-		e.metrics.moves.WithLabelValues(string(out), string(reason)).Inc()
+		out, _ := outcomeOf(a, err)
 		level.Info(e.logger).Log("msg", "reconciled journal entry", "journal_id", a.Journal.ID, "guest", a.Journal.Guest,
 			"state", a.Journal.State, "upid", a.Journal.UPID, "outcome", out)
 	}

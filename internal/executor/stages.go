@@ -93,7 +93,7 @@ func (s *precheckStage) Exec(ctx context.Context, a *Attempt) (bool, error) {
 			running++
 		}
 	}
-	if limit := s.e.cfg.MaxConcurrent; running >= limit {
+	if limit := s.e.MaxConcurrent(); running >= limit {
 		return refuse(stage, ReasonMaxConcurrent, "%d migrations are running in the cluster (at most %d)", running, limit)
 	}
 

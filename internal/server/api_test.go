@@ -24,6 +24,7 @@ var mutating = []struct{ method, path, body string }{
 	{http.MethodPost, "/api/v1/plans/rebalance-/reject", ""},
 	{http.MethodPut, "/api/v1/nodes/pve1/maintenance", `{"reason":"kernel"}`},
 	{http.MethodDelete, "/api/v1/nodes/pve1/maintenance", ""},
+	{http.MethodPost, "/api/v1/nodes/pve1/evacuation", ""},
 	{http.MethodPost, "/-/reload", ""},
 	{http.MethodPost, "/api/v1/alerts", `{"version":"4","alerts":[]}`},
 }
@@ -275,11 +276,18 @@ func TestReload(t *testing.T) {
 		o.Reload = func(context.Context) (Settings, error) { return next, loadErr }
 	})
 	next.APIToken = "rotated-token"
+	next.Gates.MaxConcurrent = 3
+	if got := h.exec.concurrencyCap(); got != 5 {
+		t.Errorf("executor max concurrent at start = %d, want the configured 5", got)
+	}
 	if code, body := h.do(t, http.MethodPost, "/-/reload", apiToken, ""); code != http.StatusOK {
 		t.Fatalf("good reload: %d %s", code, body)
 	}
 	if h.srv.current().Gates.Mode != policy.ModeManual {
 		t.Error("the new mode is not live")
+	}
+	if got := h.exec.concurrencyCap(); got != 3 {
+		t.Errorf("executor max concurrent after the reload = %d, want 3", got)
 	}
 	if code, _ := h.do(t, http.MethodPut, "/api/v1/nodes/pve1/maintenance", apiToken, ""); code != http.StatusUnauthorized {
 		t.Errorf("the old token still works after rotation: %d", code)
@@ -333,7 +341,7 @@ func TestDecisionsAndMetrics(t *testing.T) {
 		`proxbalance_plans{state="pending",trigger="schedule"} 1`,
 		`proxbalance_plans_created_total{action="rebalance",trigger="schedule"} 1`,
 		`proxbalance_decisions{outcome="selected"} 1`,
-		`proxbalance_migrations_in_flight 0`,
+		`proxbalance_moves_total{outcome="held"} 0`,
 	} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("metrics lack %s", want)
@@ -440,7 +448,7 @@ func TestNewerPlanSupersedesPending(t *testing.T) {
 
 func TestEmptyPlansAreNotStored(t *testing.T) {
 	h := newHarness(t, settings(policy.ModeManual))
-	code, body := h.do(t, http.MethodGet, "/api/v1/nodes/pve4/evacuation", "", "")
+	code, body := h.do(t, http.MethodPost, "/api/v1/nodes/pve4/evacuation", apiToken, "")
 	if code != http.StatusOK || !strings.Contains(body, `"state": ""`) {
 		t.Errorf("empty evacuation: %d %s", code, body)
 	}
@@ -544,4 +552,90 @@ type staticInventory struct{}
 
 func (staticInventory) Inventory(context.Context, pve.InventoryOptions) (*pve.Inventory, error) {
 	return &pve.Inventory{FetchedAt: testNow, Nodes: []pve.Node{{Name: "pve1"}}}, nil
+}
+
+// GET shows the evacuation plan and changes nothing; POST, behind the token, stores it and supersedes the older
+// pending evacuation of the node.
+func TestEvacuationGetStoresNothing(t *testing.T) {
+	h := newHarness(t, settings(policy.ModeManual))
+	h.planner.setMoves(placement.ActionEvacuate, mv("qemu/100", "pve1", "pve2"))
+	code, body := h.do(t, http.MethodPost, "/api/v1/nodes/pve1/evacuation", apiToken, "")
+	if code != http.StatusOK || !strings.Contains(body, `"state": "pending"`) {
+		t.Fatalf("POST evacuation: %d %s", code, body)
+	}
+	first := h.plans(t)
+	if len(first) != 1 {
+		t.Fatalf("%d plans after POST, want 1", len(first))
+	}
+
+	// Changed inputs: a stored plan would get a new ID and supersede the first.
+	h.planner.mu.Lock()
+	h.planner.idSuffix = "-v2"
+	h.planner.mu.Unlock()
+	h.planner.setMoves(placement.ActionEvacuate, mv("qemu/100", "pve1", "pve3"))
+	for range 3 {
+		code, body := h.do(t, http.MethodGet, "/api/v1/nodes/pve1/evacuation", "", "")
+		if code != http.StatusOK || !strings.Contains(body, `"id": "evacuate-pve1-v2"`) || !strings.Contains(body, `"state": ""`) {
+			t.Fatalf("GET evacuation: %d %s", code, body)
+		}
+	}
+	after := h.plans(t)
+	if len(after) != 1 || after[0].ID() != first[0].ID() || after[0].State != store.PlanPending {
+		t.Fatalf("GET changed the store: %+v", after)
+	}
+	if code, _ := h.do(t, http.MethodPost, "/api/v1/nodes/pve1/evacuation", "", ""); code != http.StatusUnauthorized {
+		t.Errorf("POST evacuation without a token: %d, want 401", code)
+	}
+	if n := len(h.plans(t)); n != 1 {
+		t.Errorf("an unauthorised POST stored a plan: %d plans", n)
+	}
+
+	if code, body := h.do(t, http.MethodPost, "/api/v1/nodes/pve1/evacuation", apiToken, ""); code != http.StatusOK {
+		t.Fatalf("second POST evacuation: %d %s", code, body)
+	}
+	old, err := h.store.Plan(context.Background(), first[0].ID())
+	if err != nil || old.State != store.PlanWithdrawn || !strings.Contains(old.StateReason, "superseded by evacuate-pve1-v2") {
+		t.Errorf("first plan after the second POST = %s (%s), %v; want withdrawn, superseded", old.State, old.StateReason, err)
+	}
+}
+
+// A move approved in dry-run mode stays a dry run when a reload switches to manual before its turn: the verdict
+// travels with the request, not with the executor's mode at execute time.
+func TestDryRunSurvivesReloadBetweenMoves(t *testing.T) {
+	h := newHarness(t, settings(policy.ModeDryRun), func(o *Options) {
+		o.Reload = func(context.Context) (Settings, error) { return settings(policy.ModeManual), nil }
+	})
+	h.planner.setMoves(placement.ActionRebalance, mv("qemu/100", "pve1", "pve2"), mv("qemu/101", "pve1", "pve3"))
+	rec, err := h.srv.makePlan(context.Background(), placement.Request{Action: placement.ActionRebalance, Trigger: "api"}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.exec.gate = make(chan struct{}) // the first move "runs" until the reload is done
+	code, body := h.do(t, http.MethodPost, "/api/v1/plans/"+rec.ID()+"/approve", apiToken, "")
+	if code != http.StatusAccepted {
+		t.Fatalf("approve: %d %s", code, body)
+	}
+	var resp approveResponse
+	if err := json.Unmarshal([]byte(body), &resp); err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range resp.Moves {
+		if v.Outcome != "dry-run" {
+			t.Errorf("move %d verdict %q, want dry-run", v.Index, v.Outcome)
+		}
+	}
+	if err := h.srv.Reload(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if h.srv.current().Gates.Mode != policy.ModeManual {
+		t.Fatal("the reload did not switch to manual")
+	}
+	close(h.exec.gate)
+	waitFor(t, "both moves to be recorded", func() bool { return h.exec.dryRuns()+len(h.exec.requests()) == 2 })
+	if got := h.exec.requests(); len(got) != 0 {
+		t.Errorf("%d moves approved as dry runs migrated after the reload: %+v", len(got), got)
+	}
+	if n := h.exec.dryRuns(); n != 2 {
+		t.Errorf("%d dry runs, want 2", n)
+	}
 }

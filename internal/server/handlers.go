@@ -48,10 +48,30 @@ func (s *Server) handleClearMaintenance(w http.ResponseWriter, r *http.Request) 
 	}
 }
 
-// handleEvacuation plans the node's evacuation and stores the plan, so it can be approved.
+// evacuationRequest is the planning request that empties node.
+func evacuationRequest(node string) placement.Request {
+	return placement.Request{Action: placement.ActionEvacuate, Node: node, Trigger: "maintenance:" + node}
+}
+
+// handleEvacuationPreview shows the plan that would empty the node. A GET changes nothing: the plan is not
+// stored and supersedes no pending plan (POST does both), so its record has an empty State.
+func (s *Server) handleEvacuationPreview(w http.ResponseWriter, r *http.Request) {
+	node := mux.Vars(r)["node"]
+	req := evacuationRequest(node)
+	p, err := s.plan(r.Context(), req)
+	if err != nil {
+		writeError(w, http.StatusServiceUnavailable, "planning the evacuation of %s: %v", node, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, store.PlanRecord{Plan: p.Plan, Trigger: req.Trigger})
+}
+
+// handleEvacuation plans the node's evacuation and stores the plan as pending, so it can be approved. Asking
+// again on unchanged inputs returns the stored plan (plan IDs are deterministic); a plan without moves is not
+// stored.
 func (s *Server) handleEvacuation(w http.ResponseWriter, r *http.Request) {
 	node := mux.Vars(r)["node"]
-	rec, err := s.makePlan(r.Context(), placement.Request{Action: placement.ActionEvacuate, Node: node, Trigger: "maintenance:" + node}, "")
+	rec, err := s.makePlan(r.Context(), evacuationRequest(node), "")
 	if err != nil {
 		writeError(w, http.StatusServiceUnavailable, "planning the evacuation of %s: %v", node, err)
 		return

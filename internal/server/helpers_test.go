@@ -92,12 +92,15 @@ func (f *fakePlanner) setMoves(a placement.Action, ms ...placement.Move) {
 	}
 }
 
-// fakeExecutor records requests and succeeds, or in dry-run mode records them as dry runs.
+// fakeExecutor records requests and succeeds, or, in dry-run mode or for a dry-run request, records them as dry
+// runs.
 type fakeExecutor struct {
 	mu     sync.Mutex
 	reqs   []executor.Request // migrated
 	dry    []executor.Request // recorded in dry-run mode
 	dryRun bool
+	// maxConcurrent is the last SetMaxConcurrent.
+	maxConcurrent int
 	// gate, when set, holds every Execute until it is closed (a long migration).
 	gate chan struct{}
 }
@@ -108,7 +111,7 @@ func (f *fakeExecutor) Execute(_ context.Context, req executor.Request) executor
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.dryRun {
+	if f.dryRun || req.DryRun {
 		f.dry = append(f.dry, req)
 		return executor.Result{Request: req, Outcome: executor.OutcomeDryRun}
 	}
@@ -120,6 +123,18 @@ func (f *fakeExecutor) SetDryRun(dryRun bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.dryRun = dryRun
+}
+
+func (f *fakeExecutor) SetMaxConcurrent(n int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.maxConcurrent = n
+}
+
+func (f *fakeExecutor) concurrencyCap() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.maxConcurrent
 }
 
 func (f *fakeExecutor) Active(context.Context) ([]executor.ActiveMigration, error) { return nil, nil }

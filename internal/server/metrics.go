@@ -12,11 +12,12 @@ const outcomeHeld = "held"
 const namespace = "proxbalance"
 
 // metrics are the balancer's own series. Names are an API: the alert rules read proxbalance_node_maintenance.
+// moves counts every move once, whoever settled it (a gate, re-validation or the executor); the executor
+// registers the in-flight gauge and the duration histogram, which only it can know.
 type metrics struct {
 	plans            *prometheus.GaugeVec
 	plansCreated     *prometheus.CounterVec
 	moves            *prometheus.CounterVec
-	inFlight         prometheus.Gauge
 	imbalance        *prometheus.GaugeVec
 	gain             *prometheus.CounterVec
 	lastGain         *prometheus.GaugeVec
@@ -45,10 +46,6 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Namespace: namespace, Name: "moves_total",
 			Help: "Moves chosen for execution by outcome: held by a policy gate, refused (no longer valid or worth it, or by an executor check), or the executor's outcome (succeeded, failed, dry_run, unknown).",
 		}, []string{"outcome"}),
-		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
-			Namespace: namespace, Name: "migrations_in_flight",
-			Help: "Migrations started by the balancer and not yet ended.",
-		}),
 		imbalance: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: namespace, Name: "cluster_imbalance_ratio",
 			Help: "Coefficient of variation of node load in the last planning run, before and after its moves (predicted).",
@@ -98,7 +95,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Time of the last successful configuration reload.",
 		}),
 	}
-	reg.MustRegister(m.plans, m.plansCreated, m.moves, m.inFlight, m.imbalance, m.gain, m.lastGain,
+	reg.MustRegister(m.plans, m.plansCreated, m.moves, m.imbalance, m.gain, m.lastGain,
 		m.nodeScore, m.maintenance, m.decisions, m.webhookAlerts, m.webhookRequests, m.queueDropped,
 		m.planningFailures, m.reloadSuccess, m.reloadTimestamp)
 	for _, r := range []string{"queued", "duplicate", "resolved", "ignored", "dropped"} {

@@ -367,9 +367,11 @@ func (s *Server) vet(ctx context.Context, rec store.PlanRecord, indexes []int, b
 			v.Outcome = "started"
 			reqs = append(reqs, executor.Request{PlanID: rec.ID(), MoveIndex: v.Index, Move: rec.Plan.Moves[v.Index], Trigger: rec.Trigger, Approver: by})
 		case len(g.Reasons) == 1 && g.Reasons[0] == policy.ReasonDryRun:
-			// The executor, in dry-run mode, runs its checks and journals the move without migrating.
+			// The executor runs its checks and journals the move without migrating.
+			// The request carries the verdict: a reload to a real mode before this move's turn must not make it
+			// a migration.
 			v.Outcome, v.Reasons, v.Message = "dry-run", []string{string(g.Reasons[0])}, g.Messages[0]
-			reqs = append(reqs, executor.Request{PlanID: rec.ID(), MoveIndex: v.Index, Move: rec.Plan.Moves[v.Index], Trigger: rec.Trigger, Approver: by})
+			reqs = append(reqs, executor.Request{PlanID: rec.ID(), MoveIndex: v.Index, Move: rec.Plan.Moves[v.Index], Trigger: rec.Trigger, Approver: by, DryRun: true})
 		default:
 			v.Outcome = "held"
 			for _, r := range g.Reasons {
@@ -392,7 +394,6 @@ func (s *Server) start(ctx context.Context, planID string, reqs []executor.Reque
 	}
 	s.running.Add(1)
 	s.executing.Add(1)
-	s.metrics.inFlight.Add(float64(len(reqs)))
 	go func() {
 		defer s.running.Done()
 		s.runMoves(context.WithoutCancel(ctx), planID, reqs, chosen)
@@ -413,7 +414,6 @@ func (s *Server) runMoves(ctx context.Context, planID string, reqs []executor.Re
 	ok, dry := 0, 0
 	for _, req := range reqs {
 		res := s.exec.Execute(ctx, req)
-		s.metrics.inFlight.Dec()
 		s.metrics.moves.WithLabelValues(string(res.Outcome)).Inc()
 		switch res.Outcome {
 		case executor.OutcomeSucceeded:

@@ -49,11 +49,13 @@ type Planner interface {
 }
 
 // Executor runs approved moves; internal/executor's Executor satisfies it. In dry-run mode the server still
-// hands it the moves that pass every gate, with SetDryRun(true): dry runs take the real path (prechecks,
-// journal) and only the migrate call is recorded instead of made.
+// hands it the moves that pass every gate, marked Request.DryRun: dry runs take the real path (prechecks,
+// journal) and only the migrate call is recorded instead of made. Settings reach it on every (re)load:
+// SetDryRun for moves from elsewhere (reconciliation), SetMaxConcurrent for its own max-concurrent check.
 type Executor interface {
 	Execute(ctx context.Context, req executor.Request) executor.Result
 	SetDryRun(dryRun bool)
+	SetMaxConcurrent(n int)
 	Active(ctx context.Context) ([]executor.ActiveMigration, error)
 	TaskLog(ctx context.Context, id uint64) ([]pve.TaskLogLine, error)
 }
@@ -185,6 +187,7 @@ func (s *Server) applySettings(st Settings) {
 		st.Gates.Mode = policy.ModeDryRun // the safe default, whatever the caller forgot
 	}
 	s.exec.SetDryRun(st.Gates.Mode == policy.ModeDryRun)
+	s.exec.SetMaxConcurrent(st.Gates.MaxConcurrent)
 	s.settings.Store(&st)
 }
 
@@ -263,7 +266,8 @@ func (s *Server) routes() *mux.Router {
 	api.Handle("/plans/{id}/reject", s.auth(http.HandlerFunc(s.handleReject))).Methods(http.MethodPost)
 	api.Handle("/nodes/{node}/maintenance", s.auth(http.HandlerFunc(s.handleSetMaintenance))).Methods(http.MethodPut)
 	api.Handle("/nodes/{node}/maintenance", s.auth(http.HandlerFunc(s.handleClearMaintenance))).Methods(http.MethodDelete)
-	api.HandleFunc("/nodes/{node}/evacuation", s.handleEvacuation).Methods(http.MethodGet)
+	api.HandleFunc("/nodes/{node}/evacuation", s.handleEvacuationPreview).Methods(http.MethodGet)
+	api.Handle("/nodes/{node}/evacuation", s.auth(http.HandlerFunc(s.handleEvacuation))).Methods(http.MethodPost)
 	api.HandleFunc("/migrations", s.handleMigrations).Methods(http.MethodGet)
 	api.HandleFunc("/migrations/active", s.handleActive).Methods(http.MethodGet)
 	api.HandleFunc("/migrations/{id:[0-9]+}/log", s.handleMigrationLog).Methods(http.MethodGet)
