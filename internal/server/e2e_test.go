@@ -178,7 +178,7 @@ func TestWebhookPlanApproveMigrateInSimulator(t *testing.T) {
 func TestDryRunMovesNothingInSimulator(t *testing.T) {
 	e := startE2E(t, policy.ModeDryRun)
 	h := e.h
-	if code, body := h.do(t, http.MethodGet, "/api/v1/nodes/pve1/evacuation", "", ""); code != http.StatusOK {
+	if code, body := h.do(t, http.MethodPost, "/api/v1/nodes/pve1/evacuation", apiToken, ""); code != http.StatusOK {
 		t.Fatalf("evacuation: %d %s", code, body)
 	}
 	rec := h.plans(t)[0]
