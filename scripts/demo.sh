@@ -111,10 +111,12 @@ done
 work=$repo/.demo
 pids=()
 names=()
+pause_pid=""
 
 cleanup() {
   local rc=$? i pid
   trap - EXIT INT TERM
+  [ -z "$pause_pid" ] || kill "$pause_pid" 2>/dev/null || true
   for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
     kill -TERM "${pids[i]}" 2>/dev/null || true
   done
@@ -143,6 +145,16 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
+
+# pause SECONDS sleeps in the background and waits for it: the wait builtin returns as soon as a trapped
+# signal arrives, whereas bash defers a trap until a foreground sleep ends, and ignores a SIGINT sent to the
+# script alone (kill -INT) if the foreground command does not die of it.
+pause() {
+  sleep "$1" &
+  pause_pid=$!
+  wait "$pause_pid" || true
+  pause_pid=""
+}
 
 # start NAME LOG CMD...: runs CMD in the background, logging to $work/log/LOG, and remembers its PID.
 start() {
@@ -176,7 +188,7 @@ wait_for() {
     if [ $SECONDS -ge $deadline ]; then
       die "FAILED: $what did not happen within ${timeout}s (logs: $work/log; PB_DEMO_KEEP=1 keeps them)"
     fi
-    sleep 1
+    pause 1
   done
   log "ok: $what"
 }
@@ -274,6 +286,6 @@ Dashboards (Grafana) are future work; Prometheus' graph page shows every series 
 EOF
 log "running; press Ctrl-C to stop"
 while alive; do
-  sleep 2
+  pause 2
 done
 die "a process of the stack exited; stopping the rest"
