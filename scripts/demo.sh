@@ -249,7 +249,7 @@ if [ "$mode" = check ]; then
   [ $left -gt 0 ] || left=1
   wait_for "a plan in GET /api/v1/plans (Alertmanager → webhook → planner)" "$left" plans_exist
   curl -fsS "http://127.0.0.1:$balancer_port/api/v1/plans" |
-    jq -r '.[] | "demo: plan \(.plan.ID // .plan.id) \(.state) trigger=\(.trigger) moves=\(.plan.Moves // .plan.moves | length)"' >&2 || true
+    jq -r '.[] | "demo: plan \(.plan.id) \(.state) trigger=\(.trigger) moves=\(.plan.moves | length)"' >&2 || true
   log "check passed in $((SECONDS - started))s"
   exit 0
 fi
@@ -273,15 +273,20 @@ $work/alerts.demo.yml); Alertmanager posts it to the balancer, which stores a pl
 Dashboards (Grafana) are future work; Prometheus' graph page shows every series meanwhile.
 
   TOKEN=$api_token
-  curl -s $b/api/v1/plans | jq                                  # list plans (newest first)
-  curl -s '$b/api/v1/plans?state=pending' | jq '.[0].plan.moves'
-  curl -s -X POST -H "Authorization: Bearer \$TOKEN" -d '{"by":"you"}' $b/api/v1/plans/PLAN_ID/approve | jq
-  curl -s -X PUT -H "Authorization: Bearer \$TOKEN" $b/api/v1/nodes/pve3/maintenance   # then:
-  curl -s $b/api/v1/nodes/pve3/evacuation | jq                  # plans pve3's evacuation, for approval
-  curl -s $b/api/v1/migrations/active | jq                      # watch migrations (progress)
-  curl -s $b/api/v1/migrations | jq                             # the journal
-  curl -s $b/api/v1/decisions | jq                              # why each guest moved or stayed
-  curl -sk https://127.0.0.1:$sim_port/_sim/state | jq '.nodes' # where the load is now
+  # list plans (newest first), then the moves of the newest pending one
+  curl -s $b/api/v1/plans | jq '.[] | {id: .plan.id, state, trigger}'
+  curl -s '$b/api/v1/plans?state=pending' | jq '.[0].plan.moves[].description'
+  # approve a plan (its moves start, one at a time)
+  curl -s -X POST -H "Authorization: Bearer \$TOKEN" -d '{"by":"you"}' $b/api/v1/plans/PLAN_ID/approve | jq .moves
+  # watch migrations: running ones with progress, then the journal
+  curl -s $b/api/v1/migrations/active | jq
+  curl -s $b/api/v1/migrations | jq
+  # put a node in maintenance, then plan its evacuation (stored; approve it like any plan)
+  curl -s -X PUT -H "Authorization: Bearer \$TOKEN" $b/api/v1/nodes/pve3/maintenance
+  curl -s $b/api/v1/nodes/pve3/evacuation | jq '.plan.id, (.plan.moves | length)'
+  # why each guest moved or stayed; where the load is now
+  curl -s $b/api/v1/decisions | jq
+  curl -sk https://127.0.0.1:$sim_port/_sim/state | jq .nodes
 
 EOF
 log "running; press Ctrl-C to stop"
