@@ -184,9 +184,9 @@ wait_for() {
   shift 2
   deadline=$((SECONDS + timeout))
   until "$@" >/dev/null 2>&1; do
-    alive || die "FAILED: $what (a process of the stack exited)"
+    alive || die "FAILED: a process of the stack exited while waiting for: $what"
     if [ $SECONDS -ge $deadline ]; then
-      die "FAILED: $what did not happen within ${timeout}s (logs: $work/log; PB_DEMO_KEEP=1 keeps them)"
+      die "FAILED: not within ${timeout}s: $what (logs: $work/log; PB_DEMO_KEEP=1 keeps them)"
     fi
     pause 1
   done
