@@ -186,7 +186,14 @@ wait_for() {
   until "$@" >/dev/null 2>&1; do
     alive || die "FAILED: a process of the stack exited while waiting for: $what"
     if [ $SECONDS -ge $deadline ]; then
-      die "FAILED: not within ${timeout}s: $what (logs: $work/log; PB_DEMO_KEEP=1 keeps them)"
+      if [ "${PB_DEMO_KEEP:-0}" != 1 ]; then
+        # The work directory goes on exit: show the end of every log now.
+        for f in "$work"/log/*.log; do
+          log "--- the end of $(basename "$f") ---"
+          tail -n 5 "$f" >&2 || true
+        done
+      fi
+      die "FAILED: not within ${timeout}s: $what (PB_DEMO_KEEP=1 keeps $work/log)"
     fi
     pause 1
   done
