@@ -26,7 +26,7 @@ case "${1:-}" in
     render_dir=${2:?--render needs a directory}
     ;;
   -h | --help)
-    sed -n '2,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
     exit 0
     ;;
   *)
