@@ -6,7 +6,7 @@ PKGS      := ./...
 TESTFLAGS ?= -race -count=1 -timeout 15m
 BENCHTIME ?= 1s
 
-.PHONY: all build test unit lint fmt vet staticcheck deps bench bench-quality demo clean rules-test
+.PHONY: all build test unit lint fmt vet staticcheck deps bench bench-quality demo demo-check clean rules-test
 
 all: build
 
@@ -52,9 +52,14 @@ bench-quality:
 	$(GO) test -count=1 -run TestQualityTable -v ./internal/placement
 	$(GO) test -run '^$$' -bench 'PlanRebalanceLarge|PlanEvacuateLarge' -benchmem ./internal/placement
 
-## demo: the simulated cluster (later issues grow this into the whole stack).
-demo: build
-	$(BIN)/pve-sim --speed 10
+## demo: the whole stack on the simulated cluster, on 127.0.0.1 (pve-sim, pve-exporter, Prometheus, Alertmanager,
+## pb-balancer serve); prints URLs, tokens and curl examples, runs until Ctrl-C. See docs/demo.md.
+demo: build deps
+	./scripts/demo.sh
+
+## demo-check: the same stack until an alert has become a plan (about 80s, at most 4 minutes), then stops.
+demo-check: build deps
+	./scripts/demo.sh --check
 
 clean:
-	rm -rf $(BIN)
+	rm -rf $(BIN) .demo
