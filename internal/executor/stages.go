@@ -298,10 +298,9 @@ func (s *executeStage) Exec(ctx context.Context, a *Attempt) (bool, error) {
 		}
 		upid = t.UPID
 	}
+	// Start and end both come from the balancer's clock, so a journal's durations never mix two clocks (PVE's
+	// UPID start time is only used for tasks adopted after a restart, when nothing else is known).
 	started := s.e.now()
-	if u, perr := pve.ParseUPID(upid); perr == nil {
-		started = u.StartTime
-	}
 	entry, err = st.UpdateMove(ctx, entry.ID, func(j *store.JournalEntry) error {
 		j.State, j.UPID, j.StartedAt = store.MoveStarted, upid, started
 		return nil
