@@ -328,7 +328,9 @@ func (e *e2e) migrateTasks() int {
 // by the real planner from live simulator state, re-validated on approval (or on automatic execution), and the
 // real executor, which never asks the simulator to migrate.
 func TestGatesHoldMovesInSimulator(t *testing.T) {
-	hour := func(d time.Duration) int { return int(gatesStart.Add(d).Sub(gatesStart.Truncate(24*time.Hour)) / time.Minute) }
+	hour := func(d time.Duration) int {
+		return int(gatesStart.Add(d).Sub(gatesStart.Truncate(24*time.Hour)) / time.Minute)
+	}
 	// startMigration starts a migration the balancer did not ask for (another operator's) and leaves it running.
 	startMigration := func(t *testing.T, e *e2e, vmid int, target string) {
 		t.Helper()
