@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -320,7 +321,9 @@ func migrateTaskCount(sim *pvesimtest.Server) int {
 
 // TestServePlansFromBackfilledWeek runs serve against the simulator's default cluster and a real Prometheus
 // whose only data is a backfilled week of history (promtool tsdb create-blocks-from openmetrics). A relieve
-// alert for pve1 becomes a plan made from that week; approved, its migrations complete in the simulator.
+// alert for pve1 becomes a plan made from that week; approved, its migrations complete in the simulator. Then,
+// with a fresh store (the journal lost), Prometheus' placement history alone holds back moves of guests to nodes
+// they left within the rollback window.
 func TestServePlansFromBackfilledWeek(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs promtool and Prometheus")
@@ -399,4 +402,46 @@ func TestServePlansFromBackfilledWeek(t *testing.T) {
 		t.Errorf("the simulator ran %d migrations, want the %d started", n, len(started))
 	}
 	t.Logf("%s: %d of %d moves completed", time.Since(began), completed, len(plan.Plan.Moves))
+
+	// The journal is lost (a fresh store). In the week Prometheus now holds, each guest whose move did not start
+	// ran on its planned target until 3 hours ago and on pve1 since: planning the same relief again moves them
+	// back to a node they left within the rollback window, which only pve_guest_info's history can tell.
+	returned := w.end.Add(-3 * time.Hour)
+	back := map[string]string{}
+	for _, m := range plan.Plan.Moves {
+		if !started[m.Guest] {
+			back[m.Guest] = m.Target
+		}
+	}
+	for i := range w.guests {
+		g := &w.guests[i]
+		if target, ok := back[g.id]; ok {
+			g.stints = []stint{{node: target, from: g.stints[0].from, to: returned}, {node: "pve1", from: returned.Add(historyStep), to: w.end}}
+		}
+	}
+	base, logs = w.balancer(t, w.prometheus(t))
+	again := relieve(t, base, logs, "pve1", "backfill-2")
+	_, verdicts = approvePlan(t, base, again.Plan.ID)
+	held := 0
+	for i, v := range verdicts.Moves {
+		m := again.Plan.Moves[i]
+		if back[m.Guest] != m.Target {
+			continue
+		}
+		if v.Outcome != "held" || !slices.Contains(v.Reasons, "RollbackWindow") {
+			t.Errorf("%s back to %s: %s %v, want held for RollbackWindow", m.Guest, m.Target, v.Outcome, v.Reasons)
+		}
+		held++
+	}
+	if held == 0 {
+		t.Fatalf("the fresh plan moves no guest back to the node it left: %+v", again.Plan.Moves)
+	}
+	// Moves that are not moves back may run: let them end, so serve stops cleanly.
+	poll(t, "the second plan to settle", 120*time.Second, logs.String, func() bool {
+		sim.Clock.Advance(5 * time.Second)
+		var p backfillPlan
+		getJSON(t, base+"/api/v1/plans/"+again.Plan.ID, "", &p)
+		return p.State != "approved"
+	})
+	t.Logf("%s: %d moves back held by the rollback window", time.Since(began), held)
 }
