@@ -2,9 +2,7 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"fmt"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -13,9 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/proxbalance/proxbalance/internal/exporter"
 	"github.com/proxbalance/proxbalance/internal/promtest"
-	"github.com/proxbalance/proxbalance/internal/pve"
 	"github.com/proxbalance/proxbalance/internal/pvesim/pvesimtest"
 )
 
@@ -30,30 +26,12 @@ func TestPlanEndToEnd(t *testing.T) {
 	caFile := sim.CAFile(t)
 
 	// The exporter, on its own client of the simulator (as in production: a separate process).
-	exporterClient, err := pve.New(pve.Config{URL: sim.BaseURL, TokenID: sim.AuditTokenID,
-		TokenSecret: pve.Secret(sim.AuditTokenSecret), CAFile: caFile})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(exporterClient.Close)
-	snapshots := pve.NewSnapshotter(exporterClient, pve.SnapshotterConfig{MaxAge: 5 * time.Second, Parts: pve.AllParts})
-	cfg := &exporter.Config{Modules: map[string]exporter.Module{exporter.DefaultModule: {}}}
-	exp := httptest.NewServer(exporter.NewHandler(exporter.HandlerOpts{
-		Config: func() *exporter.Config { return cfg },
-		NewSource: func(context.Context, string, exporter.Module) (exporter.Source, error) {
-			return exporter.SourceFunc(func(ctx context.Context) (*pve.Inventory, error) {
-				return snapshots.Inventory(ctx, pve.InventoryOptions{})
-			}), nil
-		},
-		Collectors: exporter.Collectors(),
-	}))
-	t.Cleanup(exp.Close)
+	instance := startExporter(t, sim, caFile)
 
 	rules, err := filepath.Abs("../../rules/recording.yml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	instance := strings.TrimPrefix(exp.URL, "http://")
 	prom := promtest.StartPrometheus(t, promtest.PrometheusOptions{Config: fmt.Sprintf(`global: {scrape_interval: 1s, scrape_timeout: 1s, evaluation_interval: 1s}
 rule_files: [%q]
 scrape_configs:
