@@ -93,6 +93,13 @@ func (e *textExposition) add(m prometheus.Metric) {
 		var ok bool
 		if f, ok = e.byDesc[desc]; !ok {
 			name, help := descNameHelp(desc)
+			if name == "" {
+				// client_golang changed how a Desc prints, or the Desc carries an error: never emit a nameless
+				// family; the tests that pin this writer to expfmt's output fail loudly on such an upgrade.
+				e.errs = append(e.errs, fmt.Errorf("cannot read the metric name of %s", desc))
+				e.byDesc[desc], e.last, e.lastF = nil, desc, nil // reported once, its series dropped
+				return
+			}
 			if f, ok = e.byName[name]; !ok {
 				f = &textFamily{name: name, help: help}
 				e.byName[name] = f
@@ -100,6 +107,9 @@ func (e *textExposition) add(m prometheus.Metric) {
 			e.byDesc[desc] = f
 		}
 		e.last, e.lastF = desc, f
+	}
+	if f == nil {
+		return
 	}
 	out := &e.out
 	out.Reset()

@@ -2,9 +2,11 @@ package exporter
 
 import (
 	"bytes"
+	"errors"
 	"math"
 	"regexp"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -226,5 +228,27 @@ func TestLineKey(t *testing.T) {
 		if got := lineKey([]byte(line)); got != want {
 			t.Errorf("lineKey(%q) = %q, want %q", line, got, want)
 		}
+	}
+}
+
+// TestUnreadableDescIsReportedOnceAndDropped: a Desc whose name cannot be read (an invalid Desc, or a future
+// client_golang that prints Descs differently) must not yield a nameless family.
+func TestUnreadableDescIsReportedOnceAndDropped(t *testing.T) {
+	bad := prometheus.NewInvalidDesc(errors.New("broken"))
+	good := prometheus.NewDesc("pve_test_value", "A test value.", nil, nil)
+	e := newExposition()
+	for range 3 {
+		e.add(prometheus.MustNewConstMetric(good, prometheus.GaugeValue, 1))
+		e.add(prometheus.NewInvalidMetric(bad, errors.New("broken")))
+	}
+	if len(e.errs) != 1 || !strings.Contains(e.errs[0].Error(), "cannot read the metric name") {
+		t.Fatalf("errs = %v, want one unreadable-name error", e.errs)
+	}
+	var out bytes.Buffer
+	if err := e.writeTo(&out); err != nil {
+		t.Fatal(err)
+	}
+	if got := out.String(); strings.Contains(got, "\n ") || strings.HasPrefix(got, " ") || !strings.Contains(got, "pve_test_value 1\n") {
+		t.Fatalf("exposition:\n%s", got)
 	}
 }
