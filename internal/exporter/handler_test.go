@@ -475,12 +475,9 @@ func TestCompatibilityWithMetricsContract(t *testing.T) {
 		"storage/pve1/local": regexp.MustCompile(`^storage/[^/]+/[^/]+$`),
 		"cluster/pvec":       regexp.MustCompile(`^cluster/[^/]+$`),
 	}
-	for id, format := range idFormats {
+	for id := range idFormats {
 		if _, ok := series(mfs, "pve_up", map[string]string{"id": id}); !ok {
 			t.Errorf("pve_up{id=%q} missing", id)
-		}
-		if !format.MatchString(id) {
-			t.Errorf("id %q does not have the format %s", id, format)
 		}
 	}
 	// pve_ha_state covers nodes too, one-hot over the HA manager's node states (prometheus-pve-exporter's
@@ -497,14 +494,23 @@ func TestCompatibilityWithMetricsContract(t *testing.T) {
 			}
 		}
 	}
-	for _, m := range mfs["pve_up"].GetMetric() {
-		id := m.GetLabel()[0].GetValue()
-		matched := false
-		for _, format := range idFormats {
-			matched = matched || format.MatchString(id)
-		}
-		if !matched {
-			t.Errorf("pve_up id %q has none of the contract's formats", id)
+	// Every id label of every family, not only pve_up's, has one of the contract's formats; replication series
+	// carry PVE's job id ("100-0") as prometheus-pve-exporter labels them.
+	replicationJob := regexp.MustCompile(`^[0-9]+-[0-9]+$`)
+	for name, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() != "id" {
+					continue
+				}
+				matched := strings.HasPrefix(name, "pve_replication_") && replicationJob.MatchString(l.GetValue())
+				for _, format := range idFormats {
+					matched = matched || format.MatchString(l.GetValue())
+				}
+				if !matched {
+					t.Errorf("%s{id=%q}: none of the contract's id formats", name, l.GetValue())
+				}
+			}
 		}
 	}
 }
