@@ -2,7 +2,6 @@ package exporter
 
 import (
 	"bytes"
-	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/go-kit/log"
 	"github.com/go-kit/log/level"
+	"github.com/klauspost/compress/gzip"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/prometheus/common/expfmt"
@@ -128,8 +128,9 @@ type scrapeRequest struct {
 	cluster, node bool
 }
 
-// serveExposition writes the scrape in the text format, gzipped (at the fastest level: a large cluster's
-// exposition is over 10 MB) when the client accepts it.
+// serveExposition writes the scrape in the text format, gzipped when the client accepts it. A large cluster's
+// exposition is over 10 MB: klauspost/compress (which client_golang already requires) at its fastest level
+// compresses it in about half the time of compress/gzip's, to the same size.
 func (h *Handler) serveExposition(w http.ResponseWriter, r *http.Request, c prometheus.Collector, logger log.Logger) {
 	e := newExposition()
 	e.collect(c)

@@ -58,8 +58,8 @@ func BenchmarkDecodeClusterResources(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {
-		var entries []resourceEntry
-		if err := json.Unmarshal(env.Data, &entries); err != nil {
+		var entries resourceList
+		if err := entries.UnmarshalJSON(env.Data); err != nil {
 			b.Fatal(err)
 		}
 		res := splitResources(entries)
@@ -92,7 +92,7 @@ func BenchmarkClusterResourcesRequest(b *testing.B) {
 // BenchmarkInventoryAssembly measures building an Inventory from a decoded /cluster/resources and warm caches
 // (50 nodes, 5,000 guests with configs), i.e. the CPU and allocation cost of a steady-state round without I/O.
 func BenchmarkInventoryAssembly(b *testing.B) {
-	var entries []resourceEntry
+	var entries resourceList
 	var env struct {
 		Data json.RawMessage `json:"data"`
 	}

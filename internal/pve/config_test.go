@@ -236,8 +236,12 @@ func TestPasswordLogin(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// /cluster/resources is read without go-proxmox's Req, with the same session.
+	if res, err := c.ClusterResources(ctx); err != nil || len(res.Guests) == 0 {
+		t.Fatalf("ClusterResources with a ticket: %v, %v", res, err)
+	}
 	if n := f.count("POST /access/ticket"); n != 1 {
-		t.Errorf("logged in %d times for 3 requests, want 1", n)
+		t.Errorf("logged in %d times for 4 requests, want 1", n)
 	}
 	if body := f.lastBody("POST /access/ticket"); !strings.Contains(body, `"password":"hunter2"`) || !strings.Contains(body, `"username":"root@pam"`) {
 		t.Errorf("login body %s", body)
@@ -245,7 +249,7 @@ func TestPasswordLogin(t *testing.T) {
 
 	// The server forgets the ticket: the client logs in again once and repeats the request.
 	issue()
-	if _, err := c.Version(ctx); err != nil {
+	if _, err := c.ClusterResources(ctx); err != nil {
 		t.Fatalf("after ticket rotation: %v", err)
 	}
 	if n := f.count("POST /access/ticket"); n != 2 {

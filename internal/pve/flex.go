@@ -42,13 +42,18 @@ func (f *flexFloat) UnmarshalJSON(b []byte) error {
 	if !ok {
 		return fmt.Errorf("number expected, got %.40s", b)
 	}
+	return f.parse(s)
+}
+
+// parse sets f from the text of a number ("" is 0).
+func (f *flexFloat) parse(s string) error {
 	*f = 0
 	if s == "" {
 		return nil
 	}
 	v, err := strconv.ParseFloat(s, 64)
 	if err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
-		return fmt.Errorf("number expected, got %.40s", b)
+		return fmt.Errorf("number expected, got %.40q", s)
 	}
 	*f = flexFloat(v)
 	return nil
@@ -63,6 +68,11 @@ func (i *flexInt) UnmarshalJSON(b []byte) error {
 	if !ok {
 		return fmt.Errorf("integer expected, got %.40s", b)
 	}
+	return i.parse(s)
+}
+
+// parse sets i from the text of a number ("" is 0).
+func (i *flexInt) parse(s string) error {
 	*i = 0
 	if s == "" {
 		return nil
@@ -73,7 +83,7 @@ func (i *flexInt) UnmarshalJSON(b []byte) error {
 	}
 	v, err := strconv.ParseFloat(s, 64)
 	if err != nil || math.IsNaN(v) || v >= math.MaxInt64 || v <= math.MinInt64 {
-		return fmt.Errorf("integer expected, got %.40s", b)
+		return fmt.Errorf("integer expected, got %.40q", s)
 	}
 	*i = flexInt(v)
 	return nil
@@ -92,21 +102,37 @@ type pveBool bool
 
 func (p *pveBool) UnmarshalJSON(b []byte) error {
 	switch string(b) {
-	case "null", "false", "0", `"0"`, `""`, `"false"`:
+	case "true":
+		*p = true
+		return nil
+	case "false":
 		*p = false
 		return nil
-	case "true", "1", `"1"`, `"true"`:
+	}
+	s, ok := numberText(b)
+	if !ok {
+		return fmt.Errorf("boolean (0/1) expected, got %.40s", b)
+	}
+	return p.parse(s)
+}
+
+// parse sets p from the text of a number or of "true"/"false" ("" is false). Numbers other than 0 and 1 are
+// true unless zero, as in Perl.
+func (p *pveBool) parse(s string) error {
+	switch s {
+	case "", "0", "false":
+		*p = false
+		return nil
+	case "1", "true":
 		*p = true
 		return nil
 	}
-	// Other numbers are true unless zero, as in Perl.
-	if s, ok := numberText(b); ok && s != "" {
-		if v, err := strconv.ParseFloat(s, 64); err == nil {
-			*p = v != 0
-			return nil
-		}
+	v, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		return fmt.Errorf("boolean (0/1) expected, got %.40q", s)
 	}
-	return fmt.Errorf("boolean (0/1) expected, got %.40s", b)
+	*p = v != 0
+	return nil
 }
 
 // flexString is a string that PVE may send as a JSON number (a task's id, an HA resource's vmid).

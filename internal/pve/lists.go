@@ -9,7 +9,7 @@ import (
 
 // Nodes reads /nodes: every member with its online state and usage (the same numbers as /cluster/resources).
 func (c *Client) Nodes(ctx context.Context) ([]Node, error) {
-	var entries []resourceEntry
+	var entries resourceList
 	if err := c.get(ctx, "/nodes", &entries); err != nil {
 		return nil, err
 	}
@@ -23,7 +23,7 @@ func (c *Client) Nodes(ctx context.Context) ([]Node, error) {
 
 // NodeGuests reads /nodes/{node}/qemu or /nodes/{node}/lxc: the guests of one node as that node sees them.
 func (c *Client) NodeGuests(ctx context.Context, node string, t GuestType) ([]Guest, error) {
-	var entries []resourceEntry
+	var entries resourceList
 	if err := c.get(ctx, nodePath(node, "/", string(t)), &entries); err != nil {
 		return nil, err
 	}

@@ -51,14 +51,14 @@ type Resources struct {
 
 // ClusterResources reads /cluster/resources.
 func (c *Client) ClusterResources(ctx context.Context) (*Resources, error) {
-	var entries []resourceEntry
-	if err := c.get(ctx, "/cluster/resources", &entries); err != nil {
+	var entries resourceList
+	if err := c.getStreamed(ctx, "/cluster/resources", entries.readFrom); err != nil {
 		return nil, err
 	}
 	return splitResources(entries), nil
 }
 
-func splitResources(entries []resourceEntry) *Resources {
+func splitResources(entries resourceList) *Resources {
 	r := &Resources{}
 	for i := range entries {
 		e := &entries[i]
