@@ -19,7 +19,7 @@ var (
 // a zero total would claim every guest is covered.
 type backupInfoCollector struct{}
 
-func (backupInfoCollector) Update(inv *pve.Inventory, ch chan<- prometheus.Metric) error {
+func (backupInfoCollector) Update(inv *pve.Inventory, w *SeriesWriter) error {
 	if err := partialError(inv, endpointMatcher([]string{"/cluster/backup-info"}, nil)); err != nil {
 		return err
 	}
@@ -32,9 +32,9 @@ func (backupInfoCollector) Update(inv *pve.Inventory, ch chan<- prometheus.Metri
 		return fmt.Errorf("no cluster or local node name to label pve_not_backed_up_total")
 	}
 	// The pve_not_backed_up_total name predates the _total-is-for-counters convention; it is a gauge there too.
-	gauge(ch, notBackedUpTotalDesc, float64(len(inv.NotBackedUp)), clusterID(name))
+	w.gauge(notBackedUpTotalDesc, float64(len(inv.NotBackedUp)), clusterID(name))
 	for _, id := range inv.NotBackedUp {
-		gauge(ch, notBackedUpInfoDesc, 1, id)
+		w.gauge(notBackedUpInfoDesc, 1, id)
 	}
 	return nil
 }

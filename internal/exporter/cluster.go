@@ -20,18 +20,18 @@ var (
 // clusterCollector exports /cluster/status's cluster entry and /version.
 type clusterCollector struct{}
 
-func (clusterCollector) Update(inv *pve.Inventory, ch chan<- prometheus.Metric) error {
+func (clusterCollector) Update(inv *pve.Inventory, w *SeriesWriter) error {
 	c := inv.Cluster
 	if c.Name != "" {
 		id := clusterID(c.Name)
-		gauge(ch, clusterInfoDesc, 1,
+		w.gauge(clusterInfoDesc, 1,
 			id, strconv.Itoa(c.NodeCount), strconv.Itoa(int(boolValue(c.Quorate))), strconv.Itoa(c.ConfigVersion))
-		gauge(ch, clusterQuorateDesc, boolValue(c.Quorate), id)
+		w.gauge(clusterQuorateDesc, boolValue(c.Quorate), id)
 		// prometheus-pve-exporter reports the cluster's quorum as its pve_up.
-		gauge(ch, upDesc, boolValue(c.Quorate), id)
+		w.gauge(upDesc, boolValue(c.Quorate), id)
 	}
 	if c.PVEVersion != "" {
-		gauge(ch, versionInfoDesc, 1, c.Release, c.RepoID, c.PVEVersion)
+		w.gauge(versionInfoDesc, 1, c.Release, c.RepoID, c.PVEVersion)
 	}
 	return partialError(inv, endpointMatcher([]string{"/cluster/status", "/version"}, nil))
 }

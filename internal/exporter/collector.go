@@ -18,10 +18,10 @@ import (
 
 const namespace = "pve"
 
-// Collector converts one aspect of an Inventory into metrics. Update sends what it can and returns an error
+// Collector converts one aspect of an Inventory into series. Update writes what it can and returns an error
 // when its output is incomplete (the inventory lacks data it needs); it never blocks on I/O.
 type Collector interface {
-	Update(inv *pve.Inventory, ch chan<- prometheus.Metric) error
+	Update(inv *pve.Inventory, w *SeriesWriter) error
 }
 
 // Scope says which /pve URL toggle runs a collector, as in prometheus-pve-exporter: cluster=1 runs the
@@ -83,6 +83,11 @@ var (
 // inventoryCollectorName labels the fetch of the snapshot in the scrape success and duration families.
 const inventoryCollectorName = "inventory"
 
+// scrapePart is one piece of a scrape's output: the fetch of the inventory or a collector.
+type scrapePart interface {
+	write(w *SeriesWriter)
+}
+
 // namedCollector is a Collector bound to the inventory of one scrape. It reports its own success and
 // duration and logs its error, so that one failing collector never fails the scrape (node_exporter's
 // execute pattern).
@@ -93,17 +98,14 @@ type namedCollector struct {
 	logger log.Logger
 }
 
-// Describe sends nothing: the families depend on the inventory, so the collector is unchecked.
-func (n namedCollector) Describe(chan<- *prometheus.Desc) {}
-
-func (n namedCollector) Collect(ch chan<- prometheus.Metric) {
+func (n namedCollector) write(w *SeriesWriter) {
 	if n.inv == nil {
-		ch <- prometheus.MustNewConstMetric(scrapeDurationDesc, prometheus.GaugeValue, 0, n.name)
-		ch <- prometheus.MustNewConstMetric(scrapeSuccessDesc, prometheus.GaugeValue, 0, n.name)
+		w.gauge(scrapeDurationDesc, 0, n.name)
+		w.gauge(scrapeSuccessDesc, 0, n.name)
 		return
 	}
 	start := time.Now()
-	err := n.update(ch)
+	err := n.update(w)
 	duration := time.Since(start)
 	success := 1.0
 	if err != nil {
@@ -112,19 +114,19 @@ func (n namedCollector) Collect(ch chan<- prometheus.Metric) {
 	} else {
 		level.Debug(n.logger).Log("msg", "collector succeeded", "collector", n.name, "duration_seconds", duration.Seconds())
 	}
-	ch <- prometheus.MustNewConstMetric(scrapeDurationDesc, prometheus.GaugeValue, duration.Seconds(), n.name)
-	ch <- prometheus.MustNewConstMetric(scrapeSuccessDesc, prometheus.GaugeValue, success, n.name)
+	w.gauge(scrapeDurationDesc, duration.Seconds(), n.name)
+	w.gauge(scrapeSuccessDesc, success, n.name)
 }
 
 // update runs the collector, turning a panic (a bug meeting an inventory it did not expect) into its error, so
 // that it costs this collector's output rather than the process.
-func (n namedCollector) update(ch chan<- prometheus.Metric) (err error) {
+func (n namedCollector) update(w *SeriesWriter) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("collector panicked: %v\n%s", r, debug.Stack())
 		}
 	}()
-	return n.c.Update(n.inv, ch)
+	return n.c.Update(n.inv, w)
 }
 
 // fetchCollector reports how fetching the scrape's inventory went.
@@ -133,36 +135,39 @@ type fetchCollector struct {
 	err      error
 }
 
-func (f fetchCollector) Describe(chan<- *prometheus.Desc) {}
-
-func (f fetchCollector) Collect(ch chan<- prometheus.Metric) {
+func (f fetchCollector) write(w *SeriesWriter) {
 	success := 1.0
 	if f.err != nil {
 		success = 0
 	}
-	ch <- prometheus.MustNewConstMetric(scrapeDurationDesc, prometheus.GaugeValue, f.duration.Seconds(), inventoryCollectorName)
-	ch <- prometheus.MustNewConstMetric(scrapeSuccessDesc, prometheus.GaugeValue, success, inventoryCollectorName)
+	w.gauge(scrapeDurationDesc, f.duration.Seconds(), inventoryCollectorName)
+	w.gauge(scrapeSuccessDesc, success, inventoryCollectorName)
 }
 
-// filteredCollector drops the families of disabled compatibility groups (see CompatFamilyGroups).
-type filteredCollector struct {
-	c    Collector
-	drop map[*prometheus.Desc]bool
+// scrapeParts is a scrape's parts in order. The parts write one after the other: the series of a family that
+// several collectors share (pve_up, the usage families) then arrive in a few sorted runs.
+type scrapeParts struct {
+	parts []scrapePart
+	drop  map[*prometheus.Desc]bool // families of disabled compatibility groups
 }
 
-func (f filteredCollector) Update(inv *pve.Inventory, ch chan<- prometheus.Metric) error {
-	inner := make(chan prometheus.Metric, 256)
-	errc := make(chan error, 1)
-	go func() {
-		defer close(inner)
-		errc <- f.c.Update(inv, inner)
-	}()
-	for m := range inner {
-		if !f.drop[m.Desc()] {
-			ch <- m
-		}
+// writeText renders the scrape into an exposition.
+func (s scrapeParts) writeText(e *textExposition) {
+	w := &SeriesWriter{text: e, drop: s.drop}
+	for _, p := range s.parts {
+		p.write(w)
 	}
-	return <-errc
+}
+
+// Describe sends nothing: the families depend on the inventory, so a scrape is an unchecked collector.
+func (s scrapeParts) Describe(chan<- *prometheus.Desc) {}
+
+// Collect makes a scrape a prometheus.Collector, for the registry of the debug view and tests.
+func (s scrapeParts) Collect(ch chan<- prometheus.Metric) {
+	w := &SeriesWriter{ch: ch, drop: s.drop}
+	for _, p := range s.parts {
+		p.write(w)
+	}
 }
 
 // errPartial is the error a collector returns when the inventory lacks some of the data it converts.

@@ -23,13 +23,16 @@ var update = flag.Bool("update", false, "rewrite the golden files in testdata")
 
 // updateOnce runs one Collector's Update as a prometheus.Collector and keeps its error.
 type updateOnce struct {
-	c   Collector
-	inv *pve.Inventory
-	err error
+	c    Collector
+	inv  *pve.Inventory
+	drop map[*prometheus.Desc]bool
+	err  error
 }
 
-func (u *updateOnce) Describe(chan<- *prometheus.Desc)    {}
-func (u *updateOnce) Collect(ch chan<- prometheus.Metric) { u.err = u.c.Update(u.inv, ch) }
+func (u *updateOnce) Describe(chan<- *prometheus.Desc) {}
+func (u *updateOnce) Collect(ch chan<- prometheus.Metric) {
+	u.err = u.c.Update(u.inv, &SeriesWriter{ch: ch, drop: u.drop})
+}
 
 // compatLintExceptions are promlint findings on families whose name prometheus-pve-exporter fixed long ago;
 // renaming them would break the dashboards this exporter is a drop-in for.
@@ -223,8 +226,7 @@ func TestCollectorsReportOnlyTheirOwnPartialData(t *testing.T) {
 		inv.Partial = []pve.FetchError{{Endpoint: tt.endpoint, Err: errors.New("boom")}}
 		var failing []string
 		for _, spec := range Collectors() {
-			ch := make(chan prometheus.Metric, 4096)
-			if err := spec.New().Update(inv, ch); err != nil {
+			if err := spec.New().Update(inv, &SeriesWriter{text: newExposition()}); err != nil {
 				failing = append(failing, spec.Name)
 			}
 		}
@@ -277,10 +279,9 @@ func TestContentLabelSorts(t *testing.T) {
 	}
 }
 
-func TestFilteredCollectorDropsFamilies(t *testing.T) {
+func TestSeriesWriterDropsFamilies(t *testing.T) {
 	inv := representativeInventory()
-	f := filteredCollector{c: guestCollector{}, drop: map[*prometheus.Desc]bool{upDesc: true}}
-	u := &updateOnce{c: f, inv: inv}
+	u := &updateOnce{c: guestCollector{}, inv: inv, drop: map[*prometheus.Desc]bool{upDesc: true}}
 	if n := testutil.CollectAndCount(u, "pve_up"); n != 0 {
 		t.Errorf("pve_up series = %d, want 0 after dropping the status group", n)
 	}

@@ -9,32 +9,41 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
-	"google.golang.org/protobuf/proto"
 )
 
-// A /pve scrape of a large cluster is hundreds of thousands of series, produced from a snapshot by collectors
-// that this package tests. A registry's Gather validates and hashes every series and keeps all of them as
-// protobuf structs until expfmt has encoded them, which costs several times the conversion itself and most of
-// the exporter's memory. An exposition instead renders each series into its family's text as it arrives and
-// keeps only that text; a family whose series arrive out of order (pve_up and the usage families, which the
-// node, guest and storage collectors share) also gets an index of its lines to sort. The golden, lint and
-// promtool tests (and the debug view, which still uses a registry) keep the output honest;
+// A /pve scrape of a large cluster is hundreds of thousands of series, written by collectors that this package
+// tests. A registry's Gather validates and hashes every series and keeps all of them as protobuf structs until
+// expfmt has encoded them, which costs several times the conversion itself and most of the exporter's memory.
+// An exposition instead renders each series into its family's text as it is written and keeps only that text;
+// a family whose series arrive in several sorted runs (pve_up and the usage families, which the node, guest and
+// storage collectors share) has the runs merged as it is written. It checks what the registry would (label count,
+// UTF-8 label values, one type per family) and drops, with an error, what the registry would refuse. The
+// golden, lint and promtool tests (and the debug view, which still uses a registry) keep the output honest;
 // TestExpositionMatchesRegistry pins it to the registry and expfmt byte for byte.
 
-// textExposition is one scrape's output in the Prometheus text format (0.0.4), assembled from collected metrics.
+// textExposition is one scrape's output in the Prometheus text format (0.0.4).
 type textExposition struct {
-	byDesc map[*prometheus.Desc]*textFamily
+	byDesc map[*prometheus.Desc]*descLayout
 	byName map[string]*textFamily
 	last   *prometheus.Desc
-	lastF  *textFamily
+	lastD  *descLayout
 	errs   []error
-	scrap  []byte
-	out    dto.Metric
+	values []string // scratch: a series' label values in the order they are written
+}
+
+// descLayout is how the series of one Desc are written: into which family, with which label names (sorted, as
+// the registry writes them) and where each value comes from.
+type descLayout struct {
+	f      *textFamily // nil when the Desc cannot be written (reported once in errs)
+	names  []string
+	from   []int    // index into the collector's label values, or -1 for a constant label
+	consts []string // values of the constant labels (from is -1)
+	vars   int      // number of variable labels
 }
 
 // Chunks of rendered text grow geometrically from minChunk to maxChunk per family and are never grown in place
@@ -49,120 +58,140 @@ const (
 // textFamily is the rendered series of one metric family.
 type textFamily struct {
 	name, help string
-	typ        dto.MetricType
-	typed      bool
+	vt         prometheus.ValueType
 	chunks     [][]byte
 	count      int
-	// prev are the labels of the last series, to notice a series that sorts before it.
-	prev []*dto.LabelPair
-	// lines exists once a series arrived out of order: it locates every rendered series with its sort key
-	// (see sortKey), which orders like the registry's comparison of label values.
-	lines []textLine
-	// other holds the series the exposition does not render itself (summaries, histograms, names that need
-	// quoting); expfmt encodes them.
-	other *dto.MetricFamily
+	// prev are the label values of the last series, to notice a series that sorts before it.
+	prev []string
+	// runs are where the sorted runs of lines after the first begin: a series that sorts before its predecessor
+	// starts a run.
+	runs []textPos
 }
 
-type textLine struct {
-	key               string
-	chunk, start, end int32
-}
+// textPos is a position in a family's text: a chunk and an offset in it.
+type textPos struct{ chunk, offset int }
 
 func newExposition() *textExposition {
-	return &textExposition{byDesc: map[*prometheus.Desc]*textFamily{}, byName: map[string]*textFamily{}}
+	return &textExposition{byDesc: map[*prometheus.Desc]*descLayout{}, byName: map[string]*textFamily{}}
 }
 
-// collect runs c and adds every metric it sends.
-func (e *textExposition) collect(c prometheus.Collector) {
-	ch := make(chan prometheus.Metric, 1024)
-	go func() {
-		defer close(ch)
-		c.Collect(ch)
-	}()
-	for m := range ch {
-		e.add(m)
-	}
-}
-
-// add renders one metric into its family. Metrics that fail to Write are dropped and recorded in errs.
-func (e *textExposition) add(m prometheus.Metric) {
-	desc := m.Desc()
-	f := e.lastF
-	// Collectors send a family's series together: the maps are consulted only when the family changes.
+// add renders one series into its family; labelValues are in the Desc's order and are not kept.
+func (e *textExposition) add(desc *prometheus.Desc, vt prometheus.ValueType, value float64, labelValues []string) {
+	d := e.lastD
+	// Collectors write a family's series together or alternate between a few: the map is consulted only when
+	// the Desc changes.
 	if desc != e.last {
-		var ok bool
-		if f, ok = e.byDesc[desc]; !ok {
-			name, help := descNameHelp(desc)
-			if name == "" {
-				// client_golang changed how a Desc prints, or the Desc carries an error: never emit a nameless
-				// family; the tests that pin this writer to expfmt's output fail loudly on such an upgrade.
-				e.errs = append(e.errs, fmt.Errorf("cannot read the metric name of %s", desc))
-				e.byDesc[desc], e.last, e.lastF = nil, desc, nil // reported once, its series dropped
-				return
-			}
-			if f, ok = e.byName[name]; !ok {
-				f = &textFamily{name: name, help: help}
-				e.byName[name] = f
-			}
-			e.byDesc[desc] = f
+		if d = e.byDesc[desc]; d == nil {
+			d = e.layout(desc, vt, len(labelValues))
+			e.byDesc[desc] = d
 		}
-		e.last, e.lastF = desc, f
+		e.last, e.lastD = desc, d
 	}
+	f := d.f
 	if f == nil {
 		return
 	}
-	out := &e.out
-	out.Reset()
-	if p, ok := m.(*presetSeries); ok {
-		// No Write: that would allocate the value's message for nothing.
-		if !f.typed {
-			f.typ, f.typed = p.dtoType(), true
-		}
-		if f.other == nil && p.dtoType() == f.typ && (f.count > 0 || renderableNames(f.name, p.labels)) {
-			e.addLine(f, p.labels, p.value, nil)
-			return
-		}
-	}
-	if err := m.Write(out); err != nil {
-		e.errs = append(e.errs, fmt.Errorf("writing a series of %s: %w", f.name, err))
+	if len(labelValues) != d.vars {
+		e.errs = append(e.errs, fmt.Errorf("%s: %d label values for %d labels", f.name, len(labelValues), d.vars))
 		return
 	}
-	if !f.typed {
-		f.typ, f.typed = metricType(out), true
-	}
-	if f.other != nil || !renderable(f, out) {
-		f.addOther(proto.Clone(out).(*dto.Metric))
+	if vt != f.vt {
+		e.errs = append(e.errs, fmt.Errorf("%s: a %s series in a %s family", f.name, typeName(vt), typeName(f.vt)))
 		return
 	}
-	e.addLine(f, out.Label, sampleValue(f.typ, out), out.TimestampMs)
-}
-
-// addLine renders a series into the family's chunks. labels must stay unchanged until the next series (they
-// belong to the metric, not to e.out).
-func (e *textExposition) addLine(f *textFamily, labels []*dto.LabelPair, value float64, timestampMs *int64) {
-	if f.lines == nil && f.count > 0 && compareLabelValues(f.prev, labels) > 0 {
-		f.lines = f.index() // out of order: from now on every line is indexed
+	values := e.values[:0]
+	for i, from := range d.from {
+		v := d.consts[i]
+		if from >= 0 {
+			v = labelValues[from]
+			if !utf8.ValidString(v) {
+				e.errs = append(e.errs, fmt.Errorf("%s: label %s value %q is not valid UTF-8", f.name, d.names[i], v))
+				return
+			}
+		}
+		values = append(values, v)
 	}
-	chunk, start, end := f.render(labels, value, timestampMs)
-	if f.lines != nil {
-		f.lines = append(f.lines, textLine{key: e.sortKey(labels), chunk: chunk, start: start, end: end})
+	e.values = values
+	if f.count > 0 && compareLabelValues(f.prev, values) > 0 {
+		f.runs = append(f.runs, f.render(d.names, values, value))
+	} else {
+		f.render(d.names, values, value)
 	}
-	f.prev = labels
+	f.prev = append(f.prev[:0], values...)
 	f.count++
 }
 
+// layout learns how to write a Desc's series from a const metric whose label values are their own indexes:
+// client_golang keeps a Desc's label names to itself, but writes a metric's labels sorted by name.
+func (e *textExposition) layout(desc *prometheus.Desc, vt prometheus.ValueType, vars int) *descLayout {
+	name, help := descNameHelp(desc)
+	if name == "" {
+		// client_golang changed how a Desc prints, or the Desc carries an error: never emit a nameless family;
+		// the tests that pin this writer to expfmt's output fail loudly on such an upgrade.
+		e.errs = append(e.errs, fmt.Errorf("cannot read the metric name of %s", desc))
+		return &descLayout{}
+	}
+	probe := make([]string, vars)
+	for i := range probe {
+		probe[i] = probeValue(i)
+	}
+	var m dto.Metric
+	pm, err := prometheus.NewConstMetric(desc, vt, 0, probe...)
+	if err == nil {
+		err = pm.Write(&m)
+	}
+	if err != nil {
+		e.errs = append(e.errs, fmt.Errorf("%s: %w", name, err))
+		return &descLayout{}
+	}
+	if !model.LegacyValidation.IsValidMetricName(name) {
+		e.errs = append(e.errs, fmt.Errorf("metric name %q needs quoting, which this writer does not do", name))
+		return &descLayout{}
+	}
+	d := &descLayout{vars: vars}
+	for _, l := range m.GetLabel() {
+		if !model.LegacyValidation.IsValidLabelName(l.GetName()) {
+			e.errs = append(e.errs, fmt.Errorf("%s: label name %q needs quoting, which this writer does not do", name, l.GetName()))
+			return &descLayout{}
+		}
+		from := slices.Index(probe, l.GetValue())
+		d.names = append(d.names, l.GetName())
+		d.from = append(d.from, from)
+		if from >= 0 {
+			d.consts = append(d.consts, "")
+		} else {
+			d.consts = append(d.consts, l.GetValue())
+		}
+	}
+	f := e.byName[name]
+	switch {
+	case f == nil:
+		f = &textFamily{name: name, help: help, vt: vt}
+		e.byName[name] = f
+	case f.vt != vt:
+		e.errs = append(e.errs, fmt.Errorf("%s: a %s series in a %s family", name, typeName(vt), typeName(f.vt)))
+		return &descLayout{}
+	}
+	d.f = f
+	return d
+}
+
+// probeValue is the label value that marks label i in layout's probe: no real value starts with NUL.
+func probeValue(i int) string { return "\x00" + strconv.Itoa(i) }
+
 // compareLabelValues orders series of one family as the registry does: by label values in label-name order.
-func compareLabelValues(a, b []*dto.LabelPair) int {
+func compareLabelValues(a, b []string) int {
 	for i := range min(len(a), len(b)) {
-		if c := strings.Compare(a[i].GetValue(), b[i].GetValue()); c != 0 {
+		if c := strings.Compare(a[i], b[i]); c != 0 {
 			return c
 		}
 	}
 	return len(a) - len(b)
 }
 
-// render appends a series line to the family's last chunk, or to a new one when it has too little room.
-func (f *textFamily) render(labels []*dto.LabelPair, value float64, timestampMs *int64) (chunk, start, end int32) {
+// render appends a series line to the family's last chunk, or to a new one when it has too little room, and
+// returns where the line starts.
+func (f *textFamily) render(names, values []string, value float64) textPos {
 	i := len(f.chunks) - 1
 	if i < 0 || cap(f.chunks[i])-len(f.chunks[i]) < chunkSlack {
 		size := minChunk + chunkSlack
@@ -172,140 +201,96 @@ func (f *textFamily) render(labels []*dto.LabelPair, value float64, timestampMs 
 		f.chunks = append(f.chunks, make([]byte, 0, size))
 		i++
 	}
-	n := len(f.chunks[i])
-	f.chunks[i] = appendSeries(f.chunks[i], f.name, labels, value, timestampMs)
-	return int32(i), int32(n), int32(len(f.chunks[i]))
+	at := textPos{i, len(f.chunks[i])}
+	f.chunks[i] = appendSeries(f.chunks[i], f.name, names, values, value)
+	return at
 }
 
-// index lists the lines rendered so far with their sort keys, read back from the text.
-func (f *textFamily) index() []textLine {
-	lines := make([]textLine, 0, 2*f.count)
-	for ci, c := range f.chunks {
-		for start := 0; start < len(c); {
-			end := start + bytes.IndexByte(c[start:], '\n') + 1
-			lines = append(lines, textLine{key: lineKey(c[start:end]), chunk: int32(ci), start: int32(start), end: int32(end)})
-			start = end
-		}
-	}
-	return lines
+// lineCursor walks the lines of a family's text from one position to another.
+type lineCursor struct {
+	chunks  [][]byte
+	at, end textPos
 }
 
-// lineKey is the sort key of a rendered series line: its label values, unescaped, joined by \x00.
-func lineKey(line []byte) string {
-	open := bytes.IndexByte(line, '{')
-	space := bytes.IndexByte(line, ' ')
-	if open < 0 || open > space {
-		return ""
+// line returns the line at the cursor, or nil at the end.
+func (c *lineCursor) line() []byte {
+	for c.at != c.end && c.at.offset == len(c.chunks[c.at.chunk]) {
+		c.at = textPos{c.at.chunk + 1, 0} // lines never span chunks
 	}
-	var key []byte
-	labels := 0
-	for i := open + 1; i < len(line) && line[i] != '}'; {
-		eq := bytes.IndexByte(line[i:], '=') // label names contain no '=' or '"'
-		i += eq + 2                          // past `="`
-		if labels > 0 {
-			key = append(key, 0, 0)
-		}
-		labels++
-		for ; line[i] != '"'; i++ {
-			c := line[i]
-			if c == '\\' {
-				i++
-				if c = line[i]; c == 'n' {
-					c = '\n'
-				}
-			}
-			key = appendKeyByte(key, c)
-		}
-		i++ // past the closing quote
-		if line[i] == ',' {
-			i++
-		}
+	if c.at == c.end {
+		return nil
 	}
-	if labels == 1 {
-		return unescapeKey(key) // one value is its own key, as in sortKey
-	}
-	return string(key)
+	rest := c.chunks[c.at.chunk][c.at.offset:]
+	return rest[:bytes.IndexByte(rest, '\n')+1]
 }
 
-// appendKeyByte appends a byte of a label value to a multi-label sort key: NUL as \x00\x01, so that the
-// separator \x00\x00 sorts before every value byte and keys compare like the value lists.
-func appendKeyByte(key []byte, c byte) []byte {
-	if c == 0 {
-		return append(key, 0, 1)
-	}
-	return append(key, c)
-}
+func (c *lineCursor) next(line []byte) { c.at.offset += len(line) }
 
-func unescapeKey(key []byte) string {
-	return strings.ReplaceAll(string(key), "\x00\x01", "\x00")
-}
-
-// sortKey joins label values with \x00\x00 (a NUL inside a value becomes \x00\x01), which sorts before every
-// value byte, so that comparing keys compares label values one by one. A single label's value is used as is,
-// without a copy.
-func (e *textExposition) sortKey(labels []*dto.LabelPair) string {
-	switch len(labels) {
-	case 0:
-		return ""
-	case 1:
-		return labels[0].GetValue()
-	}
-	e.scrap = e.scrap[:0]
-	for i, l := range labels {
-		if i > 0 {
-			e.scrap = append(e.scrap, 0, 0)
+// compareLines orders two rendered series lines of one family as compareLabelValues orders their label values,
+// reading the values from the escaped text without copying them.
+func compareLines(a, b []byte) int {
+	ra, rb := labelReader{line: a}, labelReader{line: b}
+	ra.start()
+	rb.start()
+	for {
+		ca, cb := ra.next(), rb.next()
+		if ca != cb {
+			return ca - cb
 		}
-		v := l.GetValue()
-		if strings.IndexByte(v, 0) < 0 {
-			e.scrap = append(e.scrap, v...)
-			continue
-		}
-		for j := 0; j < len(v); j++ {
-			e.scrap = appendKeyByte(e.scrap, v[j])
+		if ca == endOfLabels {
+			return 0
 		}
 	}
-	return string(e.scrap)
 }
 
-// renderable reports whether appendSeries can write m: a gauge, counter or untyped series whose metric and
-// label names need no quoting, of the family's type.
-func renderable(f *textFamily, m *dto.Metric) bool {
-	if metricType(m) != f.typ {
-		return false
-	}
-	switch f.typ {
-	case dto.MetricType_GAUGE, dto.MetricType_COUNTER, dto.MetricType_UNTYPED:
-	default:
-		return false
-	}
-	if f.count > 0 {
-		return true // the name and, as a Desc fixes them, the label names were checked with the first series
-	}
-	return renderableNames(f.name, m.GetLabel())
+// labelReader reads the label values of a rendered line as a stream of unescaped bytes (0-255), with
+// endOfValue after each value and endOfLabels after the last: a value that is a prefix of another sorts first,
+// and so does a line with fewer values.
+type labelReader struct {
+	line []byte
+	i    int
+	in   bool // inside a quoted value
 }
 
-// renderableNames reports whether the metric and label names of a family's first series need no quoting.
-func renderableNames(name string, labels []*dto.LabelPair) bool {
-	if !model.LegacyValidation.IsValidMetricName(name) {
-		return false
+const (
+	endOfLabels = -2
+	endOfValue  = -1
+)
+
+func (r *labelReader) start() {
+	open := bytes.IndexByte(r.line, '{')
+	if open < 0 || open > bytes.IndexByte(r.line, ' ') {
+		r.i = len(r.line) // no labels
+		return
 	}
-	for _, l := range labels {
-		if !model.LegacyValidation.IsValidLabelName(l.GetName()) {
-			return false
+	r.i = open + 1
+}
+
+func (r *labelReader) next() int {
+	if !r.in {
+		if r.i >= len(r.line) || r.line[r.i] == '}' {
+			return endOfLabels
+		}
+		r.i += bytes.IndexByte(r.line[r.i:], '"') + 1 // past name=" (label names contain no '"')
+		r.in = true
+	}
+	c := r.line[r.i]
+	r.i++
+	switch c {
+	case '"':
+		r.in = false
+		if r.line[r.i] == ',' {
+			r.i++
+		}
+		return endOfValue
+	case '\\':
+		c = r.line[r.i]
+		r.i++
+		if c == 'n' {
+			return '\n'
 		}
 	}
-	return true
-}
-
-// addOther moves the family to expfmt's encoding: the series rendered so far are dropped and m kept. Only
-// families that are not renderable from their first series get here in practice.
-func (f *textFamily) addOther(m *dto.Metric) {
-	if f.other == nil {
-		name, help, typ := f.name, f.help, f.typ
-		f.other = &dto.MetricFamily{Name: &name, Help: &help, Type: &typ}
-		f.chunks, f.lines, f.prev, f.count = nil, nil, nil, 0
-	}
-	f.other.Metric = append(f.other.Metric, m)
+	return int(c)
 }
 
 // writeTo writes the families sorted by name, each family's series sorted by label values, as a registry
@@ -313,23 +298,13 @@ func (f *textFamily) addOther(m *dto.Metric) {
 func (e *textExposition) writeTo(w io.Writer) error {
 	families := make([]*textFamily, 0, len(e.byName))
 	for _, f := range e.byName {
-		families = append(families, f)
+		if f.count > 0 {
+			families = append(families, f)
+		}
 	}
 	slices.SortFunc(families, func(a, b *textFamily) int { return strings.Compare(a.name, b.name) })
 	bw := bufio.NewWriterSize(w, 64<<10)
 	for _, f := range families {
-		if f.other != nil {
-			if err := bw.Flush(); err != nil {
-				return err
-			}
-			if _, err := expfmt.MetricFamilyToText(bw, f.other); err != nil {
-				return fmt.Errorf("encoding %s: %w", f.name, err)
-			}
-			continue
-		}
-		if f.count == 0 {
-			continue
-		}
 		if err := f.writeTo(bw); err != nil {
 			return err
 		}
@@ -346,12 +321,12 @@ func (f *textFamily) writeTo(bw *bufio.Writer) error {
 	header = append(header, "\n# TYPE "...)
 	header = append(header, f.name...)
 	header = append(header, ' ')
-	header = append(header, strings.ToLower(f.typ.String())...)
+	header = append(header, typeName(f.vt)...)
 	header = append(header, '\n')
 	if _, err := bw.Write(header); err != nil {
 		return err
 	}
-	if f.lines == nil {
+	if len(f.runs) == 0 {
 		for _, c := range f.chunks {
 			if _, err := bw.Write(c); err != nil {
 				return err
@@ -359,63 +334,96 @@ func (f *textFamily) writeTo(bw *bufio.Writer) error {
 		}
 		return nil
 	}
-	slices.SortStableFunc(f.lines, func(a, b textLine) int { return strings.Compare(a.key, b.key) })
-	for _, l := range f.lines {
-		if _, err := bw.Write(f.chunks[l.chunk][l.start:l.end]); err != nil {
+	return f.writeMerged(bw)
+}
+
+// writeMerged writes a family's sorted runs merged into one sorted list (stable: of equal lines, the earlier
+// run's first).
+func (f *textFamily) writeMerged(bw *bufio.Writer) error {
+	end := textPos{len(f.chunks), 0}
+	cursors := make([]lineCursor, 0, len(f.runs)+1)
+	from := textPos{}
+	for _, at := range f.runs {
+		cursors = append(cursors, lineCursor{chunks: f.chunks, at: from, end: at})
+		from = at
+	}
+	cursors = append(cursors, lineCursor{chunks: f.chunks, at: from, end: end})
+	if len(cursors) > maxMergedRuns {
+		return f.writeSorted(bw)
+	}
+	heads := make([][]byte, len(cursors))
+	for i := range cursors {
+		heads[i] = cursors[i].line()
+	}
+	for {
+		best := -1
+		for i, h := range heads {
+			if h != nil && (best < 0 || compareLines(h, heads[best]) < 0) {
+				best = i
+			}
+		}
+		if best < 0 {
+			return nil
+		}
+		if _, err := bw.Write(heads[best]); err != nil {
+			return err
+		}
+		cursors[best].next(heads[best])
+		heads[best] = cursors[best].line()
+	}
+}
+
+// maxMergedRuns bounds the runs writeMerged merges by picking the least head line: collectors write a family in
+// a few runs; a family in many more is sorted whole instead.
+const maxMergedRuns = 16
+
+// writeSorted writes a family's lines sorted (stable).
+func (f *textFamily) writeSorted(bw *bufio.Writer) error {
+	var lines [][]byte
+	c := lineCursor{chunks: f.chunks, end: textPos{len(f.chunks), 0}}
+	for l := c.line(); l != nil; l = c.line() {
+		lines = append(lines, l)
+		c.next(l)
+	}
+	slices.SortStableFunc(lines, compareLines)
+	for _, l := range lines {
+		if _, err := bw.Write(l); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// sampleValue is the value of a gauge, counter or untyped series.
-func sampleValue(typ dto.MetricType, m *dto.Metric) float64 {
-	switch typ {
-	case dto.MetricType_GAUGE:
-		return m.GetGauge().GetValue()
-	case dto.MetricType_COUNTER:
-		return m.GetCounter().GetValue()
+// typeName is a value type as the text format's TYPE line names it.
+func typeName(vt prometheus.ValueType) string {
+	switch vt {
+	case prometheus.CounterValue:
+		return "counter"
+	case prometheus.GaugeValue:
+		return "gauge"
 	}
-	return m.GetUntyped().GetValue()
+	return "untyped"
 }
 
-// appendSeries renders one gauge, counter or untyped series line as expfmt does.
-func appendSeries(buf []byte, name string, labels []*dto.LabelPair, value float64, timestampMs *int64) []byte {
+// appendSeries renders one series line as expfmt does.
+func appendSeries(buf []byte, name string, labelNames, labelValues []string, value float64) []byte {
 	buf = append(buf, name...)
-	if len(labels) > 0 {
+	if len(labelNames) > 0 {
 		buf = append(buf, '{')
-		for i, l := range labels {
+		for i, l := range labelNames {
 			if i > 0 {
 				buf = append(buf, ',')
 			}
-			buf = append(buf, l.GetName()...)
+			buf = append(buf, l...)
 			buf = append(buf, '=', '"')
-			buf = appendEscaped(buf, l.GetValue(), true)
+			buf = appendEscaped(buf, labelValues[i], true)
 			buf = append(buf, '"')
 		}
 		buf = append(buf, '}')
 	}
 	buf = append(buf, ' ')
 	buf = appendFloat(buf, value)
-	if timestampMs != nil {
-		buf = append(buf, ' ')
-		buf = strconv.AppendInt(buf, *timestampMs, 10)
-	}
 	return append(buf, '\n')
-}
-
-func metricType(m *dto.Metric) dto.MetricType {
-	switch {
-	case m.Gauge != nil:
-		return dto.MetricType_GAUGE
-	case m.Counter != nil:
-		return dto.MetricType_COUNTER
-	case m.Summary != nil:
-		return dto.MetricType_SUMMARY
-	case m.Histogram != nil:
-		return dto.MetricType_HISTOGRAM
-	}
-	return dto.MetricType_UNTYPED
 }
 
 // descNameHelp reads the name and help of a Desc, which client_golang only exposes through String:

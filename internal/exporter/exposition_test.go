@@ -3,9 +3,9 @@ package exporter
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"math"
 	"regexp"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -14,7 +14,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
-	"google.golang.org/protobuf/proto"
 )
 
 // expfmtText is the reference: expfmt's text encoding of mfs.
@@ -29,75 +28,120 @@ func expfmtText(t testing.TB, mfs []*dto.MetricFamily) string {
 	return b.String()
 }
 
-// exposeFamilies adds the series of mf to a new exposition, as a collector would send them.
-func exposeFamilies(t testing.TB, mf *dto.MetricFamily) *textExposition {
+// testSeries is one series as a collector writes it.
+type testSeries struct {
+	desc   *prometheus.Desc
+	vt     prometheus.ValueType
+	value  float64
+	labels []string
+}
+
+// writeSeries writes the series to w in the order given.
+func writeSeries(w *SeriesWriter, series []testSeries) {
+	for _, s := range series {
+		w.add(s.desc, s.vt, s.value, s.labels)
+	}
+}
+
+// registryText is what a registry and expfmt make of the series, and the registry's error.
+func registryText(t testing.TB, series []testSeries) (string, error) {
 	t.Helper()
-	desc := prometheus.NewDesc(mf.GetName(), mf.GetHelp(), nil, nil)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectorFunc(func(ch chan<- prometheus.Metric) { writeSeries(&SeriesWriter{ch: ch}, series) }))
+	mfs, err := reg.Gather()
+	return expfmtText(t, mfs), err
+}
+
+// exposeText is what an exposition makes of the series.
+func exposeText(t testing.TB, series []testSeries) (string, []error) {
+	t.Helper()
 	e := newExposition()
-	for _, m := range mf.GetMetric() {
-		e.add(dtoMetric{desc, m})
+	writeSeries(&SeriesWriter{text: e}, series)
+	var b bytes.Buffer
+	if err := e.writeTo(&b); err != nil {
+		t.Fatal(err)
 	}
-	if len(e.errs) > 0 {
-		t.Fatal(e.errs)
-	}
-	return e
+	return b.String(), e.errs
 }
 
-// dtoMetric is a prometheus.Metric that writes a given dto.Metric.
-type dtoMetric struct {
-	desc *prometheus.Desc
-	m    *dto.Metric
-}
+type collectorFunc func(chan<- prometheus.Metric)
 
-func (d dtoMetric) Desc() *prometheus.Desc { return d.desc }
-func (d dtoMetric) Write(out *dto.Metric) error {
-	proto.Merge(out, d.m)
-	return nil
-}
+func (f collectorFunc) Describe(chan<- *prometheus.Desc)    {}
+func (f collectorFunc) Collect(ch chan<- prometheus.Metric) { f(ch) }
 
-func TestExpositionMatchesExpfmt(t *testing.T) {
-	gauge := dto.MetricType_GAUGE
-	counter := dto.MetricType_COUNTER
-	untyped := dto.MetricType_UNTYPED
-	summary := dto.MetricType_SUMMARY
-	series := func(value float64, labels ...string) *dto.Metric {
-		m := &dto.Metric{Gauge: &dto.Gauge{Value: proto.Float64(value)}}
-		for i := 0; i+1 < len(labels); i += 2 {
-			m.Label = append(m.Label, &dto.LabelPair{Name: proto.String(labels[i]), Value: proto.String(labels[i+1])})
-		}
-		return m
-	}
+func TestExpositionMatchesRegistryEncoding(t *testing.T) {
+	g := prometheus.NewDesc("g", "Plain help.", []string{"id"}, nil)
+	esc := prometheus.NewDesc("e", `back\slash "quoted"`+"\nnewline", []string{"a", "b", "c", "d"}, nil)
+	bare := prometheus.NewDesc("n", "", nil, nil)
+	unsorted := prometheus.NewDesc("p", "Labels declared out of name order.", []string{"id", "resource", "kind"}, nil)
+	constant := prometheus.NewDesc("k", "A constant label.", []string{"id"}, prometheus.Labels{"cluster": "c1", "zone": "z"})
 	tests := []struct {
-		name string
-		mf   *dto.MetricFamily
+		name   string
+		series []testSeries
 	}{
-		{"gauge values", &dto.MetricFamily{Name: proto.String("g"), Help: proto.String("Plain help."), Type: &gauge, Metric: []*dto.Metric{
-			series(0, "id", "a"), series(1, "id", "b"), series(-1, "id", "c"), series(0.25, "id", "d"), series(1e21, "id", "e"),
-			series(math.NaN(), "id", "f"), series(math.Inf(1), "id", "g"), series(math.Inf(-1), "id", "h"), series(-3.5e-7, "id", "i"),
-		}}},
-		{"escaping", &dto.MetricFamily{Name: proto.String("e"), Help: proto.String(`back\slash "quoted"` + "\nnewline"), Type: &gauge, Metric: []*dto.Metric{
-			series(2, "a", `q"uote`, "b", `back\slash`, "c", "new\nline", "d", "ünïcode"),
-		}}},
-		{"no labels, empty help", &dto.MetricFamily{Name: proto.String("n"), Help: proto.String(""), Type: &gauge, Metric: []*dto.Metric{series(3)}}},
-		{"counter with timestamp", &dto.MetricFamily{Name: proto.String("c_total"), Help: proto.String("C."), Type: &counter, Metric: []*dto.Metric{
-			{Counter: &dto.Counter{Value: proto.Float64(42)}, TimestampMs: proto.Int64(1700000000000)},
-		}}},
-		{"untyped", &dto.MetricFamily{Name: proto.String("u"), Help: proto.String(""), Type: &untyped, Metric: []*dto.Metric{
-			{Untyped: &dto.Untyped{Value: proto.Float64(7)}},
-		}}},
-		{"summary falls back to expfmt", &dto.MetricFamily{Name: proto.String("s"), Help: proto.String("S."), Type: &summary, Metric: []*dto.Metric{
-			{Summary: &dto.Summary{SampleCount: proto.Uint64(2), SampleSum: proto.Float64(3)}},
-		}}},
-		{"utf-8 name falls back to expfmt", &dto.MetricFamily{Name: proto.String("dotted.name"), Help: proto.String("D."), Type: &gauge, Metric: []*dto.Metric{series(1)}}},
+		{"gauge values", []testSeries{
+			{g, prometheus.GaugeValue, 0, []string{"a"}}, {g, prometheus.GaugeValue, 1, []string{"b"}},
+			{g, prometheus.GaugeValue, -1, []string{"c"}}, {g, prometheus.GaugeValue, 0.25, []string{"d"}},
+			{g, prometheus.GaugeValue, 1e21, []string{"e"}}, {g, prometheus.GaugeValue, math.NaN(), []string{"f"}},
+			{g, prometheus.GaugeValue, math.Inf(1), []string{"g"}}, {g, prometheus.GaugeValue, math.Inf(-1), []string{"h"}},
+			{g, prometheus.GaugeValue, -3.5e-7, []string{"i"}},
+		}},
+		{"escaping", []testSeries{{esc, prometheus.GaugeValue, 2, []string{`q"uote`, `back\slash`, "new\nline", "ünïcode"}}}},
+		{"no labels, empty help", []testSeries{{bare, prometheus.GaugeValue, 3, nil}}},
+		{"counter", []testSeries{{prometheus.NewDesc("c_total", "C.", nil, nil), prometheus.CounterValue, 42, nil}}},
+		{"untyped", []testSeries{{prometheus.NewDesc("u", "", nil, nil), prometheus.UntypedValue, 7, nil}}},
+		{"labels written by name", []testSeries{
+			{unsorted, prometheus.GaugeValue, 0.5, []string{"node/b", "cpu", "some"}},
+			{unsorted, prometheus.GaugeValue, 0.25, []string{"node/a", "io", "full"}},
+		}},
+		{"constant labels", []testSeries{
+			{constant, prometheus.GaugeValue, 1, []string{"y"}}, {constant, prometheus.GaugeValue, 2, []string{"x"}},
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var got bytes.Buffer
-			if err := exposeFamilies(t, tt.mf).writeTo(&got); err != nil {
+			want, err := registryText(t, tt.series)
+			if err != nil {
 				t.Fatal(err)
 			}
-			if want := expfmtText(t, []*dto.MetricFamily{tt.mf}); got.String() != want {
-				t.Errorf("exposition:\n%s\nexpfmt:\n%s", got.String(), want)
+			got, errs := exposeText(t, tt.series)
+			if len(errs) > 0 {
+				t.Fatal(errs)
+			}
+			if got != want {
+				t.Errorf("exposition:\n%s\nregistry:\n%s", got, want)
+			}
+		})
+	}
+}
+
+// What the registry refuses, the exposition drops with an error, keeping the rest.
+func TestExpositionDropsWhatTheRegistryRefuses(t *testing.T) {
+	good := prometheus.NewDesc("pve_good", "Good.", []string{"id"}, nil)
+	tests := []struct {
+		name    string
+		bad     testSeries
+		wantErr string
+	}{
+		{"too few label values", testSeries{good, prometheus.GaugeValue, 1, nil}, "0 label values for 1 labels"},
+		{"invalid UTF-8", testSeries{good, prometheus.GaugeValue, 1, []string{"a\xffb"}}, "not valid UTF-8"},
+		{"type change", testSeries{good, prometheus.CounterValue, 1, []string{"c"}}, "a counter series in a gauge family"},
+		{"name needs quoting", testSeries{prometheus.NewDesc("dotted.name", "D.", nil, nil), prometheus.GaugeValue, 1, nil}, "needs quoting"},
+		{"invalid Desc", testSeries{prometheus.NewDesc("pve_bad", "B.", []string{"__reserved"}, nil), prometheus.GaugeValue, 1, []string{"x"}}, "pve_bad"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			series := []testSeries{{good, prometheus.GaugeValue, 1, []string{"a"}}, tt.bad, tt.bad, {good, prometheus.GaugeValue, 2, []string{"b"}}}
+			if _, err := registryText(t, series); err == nil {
+				t.Fatal("the registry accepts the bad series: the case tests nothing")
+			}
+			got, errs := exposeText(t, series)
+			if len(errs) == 0 || !strings.Contains(errs[0].Error(), tt.wantErr) {
+				t.Fatalf("errors %v, want one containing %q", errs, tt.wantErr)
+			}
+			want := "# HELP pve_good Good.\n# TYPE pve_good gauge\npve_good{id=\"a\"} 1\npve_good{id=\"b\"} 2\n"
+			if got != want {
+				t.Errorf("exposition:\n%s\nwant:\n%s", got, want)
 			}
 		})
 	}
@@ -119,7 +163,7 @@ func TestExpositionMatchesRegistry(t *testing.T) {
 	}
 	want := zeroDurations(expfmtText(t, mfs))
 	e := newExposition()
-	e.collect(h.collectors(req, inv, nil, time.Millisecond, log.NewNopLogger()))
+	h.collectors(req, inv, nil, time.Millisecond, log.NewNopLogger()).writeText(e)
 	if len(e.errs) > 0 {
 		t.Fatal(e.errs)
 	}
@@ -127,16 +171,16 @@ func TestExpositionMatchesRegistry(t *testing.T) {
 	if err := e.writeTo(&b); err != nil {
 		t.Fatal(err)
 	}
-	// The test must cover a family of several chunks and a family sorted through its line index.
-	maxChunks, indexed := 0, 0
+	// The test must cover a family of several chunks and a family written in several runs.
+	maxChunks, merged := 0, 0
 	for _, f := range e.byName {
 		maxChunks = max(maxChunks, len(f.chunks))
-		if f.lines != nil {
-			indexed++
+		if len(f.runs) > 0 {
+			merged++
 		}
 	}
-	if maxChunks < 3 || indexed == 0 {
-		t.Errorf("largest family has %d chunks, %d families indexed: the test no longer covers both", maxChunks, indexed)
+	if maxChunks < 3 || merged == 0 {
+		t.Errorf("largest family has %d chunks, %d families merged: the test no longer covers both", maxChunks, merged)
 	}
 	if got := zeroDurations(b.String()); got != want {
 		t.Errorf("exposition differs from the registry's (%d vs %d bytes)", len(got), len(want))
@@ -148,28 +192,21 @@ func TestExpositionSortsAndMergesFamilies(t *testing.T) {
 	d1 := prometheus.NewDesc("x", "X.", []string{"id", "kind"}, nil)
 	d2 := prometheus.NewDesc("x", "X.", []string{"id", "kind"}, nil)
 	a := prometheus.NewDesc("a", "A.", nil, nil)
-	e := newExposition()
-	e.collect(collectorFunc(func(ch chan<- prometheus.Metric) {
-		ch <- prometheus.MustNewConstMetric(d1, prometheus.GaugeValue, 3, "b", "x")
-		ch <- prometheus.MustNewConstMetric(a, prometheus.CounterValue, 1)
-		ch <- prometheus.MustNewConstMetric(d2, prometheus.GaugeValue, 2, "ab", "a")
-		ch <- prometheus.MustNewConstMetric(d2, prometheus.GaugeValue, 1, "a", "z")
-	}))
-	var b bytes.Buffer
-	if err := e.writeTo(&b); err != nil {
-		t.Fatal(err)
+	got, errs := exposeText(t, []testSeries{
+		{d1, prometheus.GaugeValue, 3, []string{"b", "x"}},
+		{a, prometheus.CounterValue, 1, nil},
+		{d2, prometheus.GaugeValue, 2, []string{"ab", "a"}},
+		{d2, prometheus.GaugeValue, 1, []string{"a", "z"}},
+	})
+	if len(errs) > 0 {
+		t.Fatal(errs)
 	}
 	want := "# HELP a A.\n# TYPE a counter\na 1\n# HELP x X.\n# TYPE x gauge\n" +
 		"x{id=\"a\",kind=\"z\"} 1\nx{id=\"ab\",kind=\"a\"} 2\nx{id=\"b\",kind=\"x\"} 3\n"
-	if b.String() != want {
-		t.Errorf("got\n%s\nwant\n%s", b.String(), want)
+	if got != want {
+		t.Errorf("got\n%s\nwant\n%s", got, want)
 	}
 }
-
-type collectorFunc func(chan<- prometheus.Metric)
-
-func (f collectorFunc) Describe(chan<- *prometheus.Desc)    {}
-func (f collectorFunc) Collect(ch chan<- prometheus.Metric) { f(ch) }
 
 func TestGzipAccepted(t *testing.T) {
 	for header, want := range map[string]bool{
@@ -187,47 +224,67 @@ func TestGzipAccepted(t *testing.T) {
 	}
 }
 
-// FuzzExpositionMatchesExpfmt sends two series in the order given: when they are out of order, the exposition
-// reads their sort keys back from the rendered (escaped) text.
-func FuzzExpositionMatchesExpfmt(f *testing.F) {
+// FuzzExpositionMatchesRegistry writes two series in the order given: when they are out of order, the
+// exposition reads their sort keys back from the rendered (escaped) text.
+func FuzzExpositionMatchesRegistry(f *testing.F) {
 	f.Add("Help.", "qemu/100", "lxc/101", 1.5)
 	f.Add("back\\slash\nnew \"line\"", "va\"l\\ue\n", "va", math.Inf(-1))
 	f.Add("", "", "", math.NaN())
 	f.Add("h", "b\\\"", "b\\", 0.0)
 	f.Fuzz(func(t *testing.T, help, first, second string, v float64) {
-		gauge := dto.MetricType_GAUGE
-		series := func(id, kind string) *dto.Metric {
-			return &dto.Metric{
-				Label: []*dto.LabelPair{{Name: proto.String("id"), Value: proto.String(id)}, {Name: proto.String("kind"), Value: proto.String(kind)}},
-				Gauge: &dto.Gauge{Value: proto.Float64(v)},
-			}
+		desc := prometheus.NewDesc("f", help, []string{"id", "kind"}, nil)
+		series := []testSeries{{desc, prometheus.GaugeValue, v, []string{first, "a"}}, {desc, prometheus.GaugeValue, v, []string{second, "b"}}}
+		want, err := registryText(t, series)
+		got, errs := exposeText(t, series)
+		if (err != nil) != (len(errs) > 0) {
+			t.Fatalf("registry error %v, exposition errors %v", err, errs)
 		}
-		mf := &dto.MetricFamily{Name: proto.String("f"), Help: proto.String(help), Type: &gauge,
-			Metric: []*dto.Metric{series(first, "a"), series(second, "b")}}
-		var got bytes.Buffer
-		if err := exposeFamilies(t, mf).writeTo(&got); err != nil {
-			t.Fatal(err)
-		}
-		slices.SortStableFunc(mf.Metric, func(a, b *dto.Metric) int { return compareLabelValues(a.Label, b.Label) })
-		if want := expfmtText(t, []*dto.MetricFamily{mf}); got.String() != want {
-			t.Errorf("exposition:\n%q\nexpfmt:\n%q", got.String(), want)
+		if err == nil && got != want {
+			t.Errorf("exposition:\n%q\nregistry:\n%q", got, want)
 		}
 	})
 }
 
-func TestLineKey(t *testing.T) {
-	for line, want := range map[string]string{
-		"x 1\n":                              "",
-		`x{id="a"} 1` + "\n":                 "a",
-		`x{id="a",kind="b"} 1` + "\n":        "a\x00\x00b",
-		`x{id="q\"u\\o\nte",k=""} 2` + "\n":  "q\"u\\o\nte\x00\x00",
-		"x{id=\"\x00\",k=\"a\x00\"} 2\n":     "\x00\x01\x00\x00a\x00\x01",
-		"x{id=\"a\x00b\"} 2\n":               "a\x00b",
-		`x{id="{ }"} 1 1700000000000` + "\n": "{ }",
-	} {
-		if got := lineKey([]byte(line)); got != want {
-			t.Errorf("lineKey(%q) = %q, want %q", line, got, want)
+func TestCompareLines(t *testing.T) {
+	tests := []struct {
+		a, b string
+		want int // sign
+	}{
+		{"x 1\n", "x 2\n", 0},
+		{`x{id="a"} 1` + "\n", `x{id="b"} 1` + "\n", -1},
+		{`x{id="a"} 1` + "\n", `x{id="ab"} 1` + "\n", -1},
+		{`x{id="a",kind="z"} 1` + "\n", `x{id="ab",kind="a"} 1` + "\n", -1}, // value by value, not the joined text
+		{`x{id="a",kind="b"} 1` + "\n", `x{id="a",kind="b"} 2` + "\n", 0},
+		{`x{id="q\"u"} 1` + "\n", `x{id="q\\u"} 1` + "\n", -1}, // unescaped: '"' < '\\'
+		{`x{id="a\n"} 1` + "\n", `x{id="a\\n"} 1` + "\n", -1},  // newline < backslash
+		{"x{id=\"a\"} 1\n", "x{id=\"a\x00\"} 1\n", -1},         // a prefix sorts first, even before NUL
+		{`x{id="a"} 1` + "\n", `x{id="a",k=""} 1` + "\n", -1},  // fewer values first
+		{`x{id="{ }"} 1` + "\n", `x{id="{ }"} 1` + "\n", 0},
+	}
+	sign := func(v int) int { return min(max(v, -1), 1) }
+	for _, tt := range tests {
+		if got := sign(compareLines([]byte(tt.a), []byte(tt.b))); got != tt.want {
+			t.Errorf("compareLines(%q, %q) = %d, want %d", tt.a, tt.b, got, tt.want)
 		}
+		if got := sign(compareLines([]byte(tt.b), []byte(tt.a))); got != -tt.want {
+			t.Errorf("compareLines(%q, %q) = %d, want %d", tt.b, tt.a, got, -tt.want)
+		}
+	}
+}
+
+// A family written in many runs (here each series sorts before the previous one) is sorted whole.
+func TestExpositionSortsManyRuns(t *testing.T) {
+	desc := prometheus.NewDesc("r", "R.", []string{"id"}, nil)
+	var series []testSeries
+	for i := 40; i > 0; i-- {
+		series = append(series, testSeries{desc, prometheus.GaugeValue, float64(i), []string{fmt.Sprintf("g%03d", i)}})
+	}
+	want, err := registryText(t, series)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, errs := exposeText(t, series); len(errs) > 0 || got != want {
+		t.Errorf("exposition (errors %v):\n%s\nregistry:\n%s", errs, got, want)
 	}
 }
 
@@ -236,19 +293,15 @@ func TestLineKey(t *testing.T) {
 func TestUnreadableDescIsReportedOnceAndDropped(t *testing.T) {
 	bad := prometheus.NewInvalidDesc(errors.New("broken"))
 	good := prometheus.NewDesc("pve_test_value", "A test value.", nil, nil)
-	e := newExposition()
+	var series []testSeries
 	for range 3 {
-		e.add(prometheus.MustNewConstMetric(good, prometheus.GaugeValue, 1))
-		e.add(prometheus.NewInvalidMetric(bad, errors.New("broken")))
+		series = append(series, testSeries{good, prometheus.GaugeValue, 1, nil}, testSeries{bad, prometheus.GaugeValue, 1, nil})
 	}
-	if len(e.errs) != 1 || !strings.Contains(e.errs[0].Error(), "cannot read the metric name") {
-		t.Fatalf("errs = %v, want one unreadable-name error", e.errs)
+	got, errs := exposeText(t, series)
+	if len(errs) != 1 || !strings.Contains(errs[0].Error(), "cannot read the metric name") {
+		t.Fatalf("errs = %v, want one unreadable-name error", errs)
 	}
-	var out bytes.Buffer
-	if err := e.writeTo(&out); err != nil {
-		t.Fatal(err)
-	}
-	if got := out.String(); strings.Contains(got, "\n ") || strings.HasPrefix(got, " ") || !strings.Contains(got, "pve_test_value 1\n") {
+	if strings.Contains(got, "\n ") || strings.HasPrefix(got, " ") || !strings.Contains(got, "pve_test_value 1\n") {
 		t.Fatalf("exposition:\n%s", got)
 	}
 }

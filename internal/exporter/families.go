@@ -44,10 +44,3 @@ func CompatFamilyGroups() map[string][]*prometheus.Desc {
 		"qdevice": nil,
 	}
 }
-
-// emitPressure sends one series per resource and kind of p.
-func emitPressure(ch chan<- prometheus.Metric, desc *prometheus.Desc, id string, p *pressureView) {
-	for _, s := range p.series() {
-		gauge(ch, desc, s.value, id, s.resource, s.kind)
-	}
-}

@@ -63,60 +63,49 @@ var (
 // guestCollector exports VMs and containers from /cluster/resources (type vm) with their config's vCPUs.
 type guestCollector struct{}
 
-func (guestCollector) Update(inv *pve.Inventory, ch chan<- prometheus.Metric) error {
-	states := newStateLabels(haServiceStates, qemuLockStates, lxcLockStates)
-	psi := newPressurePairs()
+func (guestCollector) Update(inv *pve.Inventory, w *SeriesWriter) error {
 	for _, i := range sortedGuests(inv.Guests) {
 		g := &inv.Guests[i]
 		id := g.ID()
-		s := newIDSeries(ch, id)
-		s.gauge(upDesc, boolValue(g.Status == "running"))
-		gauge(ch, guestInfoDesc, 1, id, g.Node, g.Name, string(g.Type), templateLabel(g.Template), strings.Join(g.Tags, ";")) // PVE's own separator
+		w.gauge(upDesc, boolValue(g.Status == "running"), id)
+		w.gauge(guestInfoDesc, 1, id, g.Node, g.Name, string(g.Type), templateLabel(g.Template), strings.Join(g.Tags, ";")) // PVE's own separator
 
-		s.gauge(cpuUsageRatioDesc, g.CPU)
-		s.gauge(cpuUsageLimitDesc, g.CPUs)
-		s.gauge(memorySizeDesc, float64(g.MemMax))
-		s.gauge(memoryUsageDesc, float64(g.MemUsed))
-		s.gauge(diskSizeDesc, float64(g.DiskMax))
-		s.gauge(diskUsageDesc, float64(g.DiskUsed))
-		s.gauge(uptimeDesc, g.Uptime.Seconds())
+		w.gauge(cpuUsageRatioDesc, g.CPU, id)
+		w.gauge(cpuUsageLimitDesc, g.CPUs, id)
+		w.gauge(memorySizeDesc, float64(g.MemMax), id)
+		w.gauge(memoryUsageDesc, float64(g.MemUsed), id)
+		w.gauge(diskSizeDesc, float64(g.DiskMax), id)
+		w.gauge(diskUsageDesc, float64(g.DiskUsed), id)
+		w.gauge(uptimeDesc, g.Uptime.Seconds(), id)
 
-		s.counter(netOutDesc, float64(g.NetOut))
-		s.counter(netInDesc, float64(g.NetIn))
-		s.counter(diskWrittenDesc, float64(g.DiskWrite))
-		s.counter(diskReadDesc, float64(g.DiskRead))
-		s.gauge(netOutGaugeDesc, float64(g.NetOut))
-		s.gauge(netInGaugeDesc, float64(g.NetIn))
-		s.gauge(diskWriteGaugeDesc, float64(g.DiskWrite))
-		s.gauge(diskReadGaugeDesc, float64(g.DiskRead))
+		w.counter(netOutDesc, float64(g.NetOut), id)
+		w.counter(netInDesc, float64(g.NetIn), id)
+		w.counter(diskWrittenDesc, float64(g.DiskWrite), id)
+		w.counter(diskReadDesc, float64(g.DiskRead), id)
+		w.gauge(netOutGaugeDesc, float64(g.NetOut), id)
+		w.gauge(netInGaugeDesc, float64(g.NetIn), id)
+		w.gauge(diskWriteGaugeDesc, float64(g.DiskWrite), id)
+		w.gauge(diskReadGaugeDesc, float64(g.DiskRead), id)
 
-		s.oneHot(haStateDesc, states, haServiceStates, g.HAState)
+		w.oneHot(haStateDesc, id, haServiceStates, g.HAState)
 		locks := qemuLockStates
 		if g.Type == pve.TypeLXC {
 			locks = lxcLockStates
 		}
-		s.oneHot(lockStateDesc, states, locks, g.Lock)
+		w.oneHot(lockStateDesc, id, locks, g.Lock)
 
 		if g.HasMemHost {
-			s.gauge(guestMemoryHostDesc, float64(g.MemHost))
+			w.gauge(guestMemoryHostDesc, float64(g.MemHost), id)
 		}
 		if g.PSI != nil {
-			s.pressure(guestPressureDesc, psi, (*pressureView)(g.PSI))
+			w.pressure(guestPressureDesc, id, (*pressureView)(g.PSI))
 		}
 		if g.Config != nil {
-			s.gauge(guestVCPUsDesc, float64(g.Config.VCPUs))
+			w.gauge(guestVCPUsDesc, float64(g.Config.VCPUs), id)
 		}
 	}
 	// Node-relative "qemu" and "lxc" cover the node's guest lists (PSI), guest status and configs (vCPUs).
 	return partialError(inv, endpointMatcher([]string{"/cluster/resources"}, []string{"qemu", "lxc"}))
-}
-
-// oneHot sends one series per state, 1 for current and 0 for the others. A current state outside the list
-// yields only zeros, as in prometheus-pve-exporter.
-func oneHot(ch chan<- prometheus.Metric, desc *prometheus.Desc, id string, states []string, current string) {
-	for _, s := range states {
-		gauge(ch, desc, boolValue(s == current), id, s)
-	}
 }
 
 // templateLabel renders the template flag as PVE sends it (0/1).

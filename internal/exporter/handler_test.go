@@ -618,7 +618,7 @@ func TestCollectorPanicCostsOnlyThatCollector(t *testing.T) {
 
 type panicCollector struct{}
 
-func (panicCollector) Update(inv *pve.Inventory, ch chan<- prometheus.Metric) error {
+func (panicCollector) Update(inv *pve.Inventory, _ *SeriesWriter) error {
 	var empty []int
 	_ = empty[len(inv.Guests)] // an out-of-range bug
 	return nil

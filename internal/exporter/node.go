@@ -43,42 +43,42 @@ var haNodeStates = []string{"fence", "gone", "maintenance", "online", "unknown"}
 // /nodes/{node}/status. Values that only node status provides are absent, not zero, when it could not be read.
 type nodeCollector struct{}
 
-func (nodeCollector) Update(inv *pve.Inventory, ch chan<- prometheus.Metric) error {
+func (nodeCollector) Update(inv *pve.Inventory, w *SeriesWriter) error {
 	vcpus, memory := allocations(inv.Guests)
 	for i := range inv.Nodes {
 		n := &inv.Nodes[i]
 		id := nodeID(n.Name)
-		gauge(ch, upDesc, boolValue(n.Online), id)
-		gauge(ch, nodeInfoDesc, 1, id, n.Level, n.Name, strconv.Itoa(n.NodeID))
-		oneHot(ch, haStateDesc, id, haNodeStates, n.HAState)
+		w.gauge(upDesc, boolValue(n.Online), id)
+		w.gauge(nodeInfoDesc, 1, id, n.Level, n.Name, strconv.Itoa(n.NodeID))
+		w.oneHot(haStateDesc, id, haNodeStates, n.HAState)
 		if !n.Online {
 			continue
 		}
-		gauge(ch, cpuUsageRatioDesc, n.CPU, id)
-		gauge(ch, cpuUsageLimitDesc, float64(n.CPUs), id)
-		gauge(ch, memorySizeDesc, float64(n.MemTotal), id)
-		gauge(ch, memoryUsageDesc, float64(n.MemUsed), id)
-		gauge(ch, diskSizeDesc, float64(n.RootFSTotal), id)
-		gauge(ch, diskUsageDesc, float64(n.RootFSUsed), id)
-		gauge(ch, uptimeDesc, n.Uptime.Seconds(), id)
+		w.gauge(cpuUsageRatioDesc, n.CPU, id)
+		w.gauge(cpuUsageLimitDesc, float64(n.CPUs), id)
+		w.gauge(memorySizeDesc, float64(n.MemTotal), id)
+		w.gauge(memoryUsageDesc, float64(n.MemUsed), id)
+		w.gauge(diskSizeDesc, float64(n.RootFSTotal), id)
+		w.gauge(diskUsageDesc, float64(n.RootFSUsed), id)
+		w.gauge(uptimeDesc, n.Uptime.Seconds(), id)
 		if n.CPUs > 0 {
-			gauge(ch, nodeCPUsDesc, float64(n.CPUs), id)
+			w.gauge(nodeCPUsDesc, float64(n.CPUs), id)
 		}
-		gauge(ch, nodeAllocatedVCPUsDesc, vcpus[n.Name], id)
-		gauge(ch, nodeAllocatedMemoryDesc, memory[n.Name], id)
+		w.gauge(nodeAllocatedVCPUsDesc, vcpus[n.Name], id)
+		w.gauge(nodeAllocatedMemoryDesc, memory[n.Name], id)
 		if n.StatusFetched {
-			gauge(ch, nodeLoad1Desc, n.LoadAvg[0], id)
-			gauge(ch, nodeLoad5Desc, n.LoadAvg[1], id)
-			gauge(ch, nodeLoad15Desc, n.LoadAvg[2], id)
-			gauge(ch, nodeIOWaitDesc, n.IOWait, id)
-			gauge(ch, nodeSwapSizeDesc, float64(n.SwapTotal), id)
-			gauge(ch, nodeSwapUsageDesc, float64(n.SwapUsed), id)
+			w.gauge(nodeLoad1Desc, n.LoadAvg[0], id)
+			w.gauge(nodeLoad5Desc, n.LoadAvg[1], id)
+			w.gauge(nodeLoad15Desc, n.LoadAvg[2], id)
+			w.gauge(nodeIOWaitDesc, n.IOWait, id)
+			w.gauge(nodeSwapSizeDesc, float64(n.SwapTotal), id)
+			w.gauge(nodeSwapUsageDesc, float64(n.SwapUsed), id)
 			if n.HasMemAvailable {
-				gauge(ch, nodeMemAvailableDesc, float64(n.MemAvailable), id)
+				w.gauge(nodeMemAvailableDesc, float64(n.MemAvailable), id)
 			}
 		}
 		if n.PSI != nil {
-			emitPressure(ch, nodePressureDesc, id, (*pressureView)(n.PSI))
+			w.pressure(nodePressureDesc, id, (*pressureView)(n.PSI))
 		}
 	}
 	return partialError(inv, endpointMatcher([]string{"/cluster/status", "/cluster/resources"}, []string{"status", "rrddata"}))
@@ -111,17 +111,3 @@ func allocations(guests []pve.Guest) (vcpus, memory map[string]float64) {
 }
 
 func nodeID(name string) string { return "node/" + name }
-
-func gauge(ch chan<- prometheus.Metric, desc *prometheus.Desc, v float64, labelValues ...string) {
-	ch <- constMetric(desc, prometheus.GaugeValue, v, labelValues)
-}
-
-// constMetric builds a series, or an invalid metric that the registry reports (and promhttp skips) when a
-// label value from PVE cannot be a label value: one bad name must not cost the whole collector its output.
-func constMetric(desc *prometheus.Desc, vt prometheus.ValueType, v float64, labelValues []string) prometheus.Metric {
-	m, err := prometheus.NewConstMetric(desc, vt, v, labelValues...)
-	if err != nil {
-		return prometheus.NewInvalidMetric(desc, err)
-	}
-	return m
-}

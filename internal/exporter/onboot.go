@@ -13,14 +13,14 @@ var onbootStatusDesc = prometheus.NewDesc("pve_onboot_status", "Proxmox vm confi
 // guests when the inventory does not mark a local node), like prometheus-pve-exporter's config collector.
 type configCollector struct{}
 
-func (configCollector) Update(inv *pve.Inventory, ch chan<- prometheus.Metric) error {
+func (configCollector) Update(inv *pve.Inventory, w *SeriesWriter) error {
 	local := localNode(inv)
 	for _, i := range sortedGuests(inv.Guests) {
 		g := &inv.Guests[i]
 		if g.Config == nil || (local != "" && g.Node != local) {
 			continue
 		}
-		gauge(ch, onbootStatusDesc, boolValue(g.Config.OnBoot), g.ID(), g.Node, string(g.Type))
+		w.gauge(onbootStatusDesc, boolValue(g.Config.OnBoot), g.ID(), g.Node, string(g.Type))
 	}
 	return partialError(inv, isGuestConfigEndpoint)
 }

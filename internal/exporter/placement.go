@@ -30,7 +30,7 @@ var (
 // (/nodes/{node}/{qemu,lxc}/{vmid}/config) and are absent for guests whose config was not fetched.
 type placementCollector struct{}
 
-func (placementCollector) Update(inv *pve.Inventory, ch chan<- prometheus.Metric) error {
+func (placementCollector) Update(inv *pve.Inventory, w *SeriesWriter) error {
 	shared := sharedStorages(inv.Storages)
 	haManaged := make(map[int]bool, len(inv.HA.Resources))
 	for _, r := range inv.HA.Resources {
@@ -39,20 +39,19 @@ func (placementCollector) Update(inv *pve.Inventory, ch chan<- prometheus.Metric
 	for _, i := range sortedGuests(inv.Guests) {
 		g := &inv.Guests[i]
 		id := g.ID()
-		s := newIDSeries(ch, id)
 		for _, t := range sortedCopy(g.Tags) {
-			gauge(ch, guestTagInfoDesc, 1, id, t)
+			w.gauge(guestTagInfoDesc, 1, id, t)
 		}
-		s.gauge(guestHAManagedDesc, boolValue(g.HAManaged || haManaged[g.VMID]))
+		w.gauge(guestHAManagedDesc, boolValue(g.HAManaged || haManaged[g.VMID]), id)
 		if g.Config == nil {
 			continue
 		}
 		for _, d := range g.Config.LocalDevices {
-			gauge(ch, guestLocalDeviceInfoDesc, 1, id, d.Key, string(d.Kind))
+			w.gauge(guestLocalDeviceInfoDesc, 1, id, d.Key, string(d.Kind))
 		}
 		for _, mp := range g.Config.MountPoints {
 			if mp.Bind {
-				gauge(ch, guestBindMountInfoDesc, 1, id, mp.Key, strconv.Itoa(int(boolValue(mp.Shared))))
+				w.gauge(guestBindMountInfoDesc, 1, id, mp.Key, strconv.Itoa(int(boolValue(mp.Shared))))
 			}
 		}
 		var localBytes uint64
@@ -70,9 +69,9 @@ func (placementCollector) Update(inv *pve.Inventory, ch chan<- prometheus.Metric
 		}
 		slices.Sort(storages)
 		for _, st := range storages {
-			gauge(ch, guestStorageInfoDesc, 1, id, st)
+			w.gauge(guestStorageInfoDesc, 1, id, st)
 		}
-		s.gauge(guestLocalDiskDesc, float64(localBytes))
+		w.gauge(guestLocalDiskDesc, float64(localBytes), id)
 	}
 	return partialError(inv, anyOf(isGuestConfigEndpoint, endpointMatcher([]string{"/cluster/resources", "/cluster/ha"}, []string{"storage"})))
 }

@@ -26,7 +26,7 @@ const replicationJobType = "local"
 // call (all jobs when the inventory does not mark a local node), from /nodes/{node}/replication.
 type replicationCollector struct{}
 
-func (replicationCollector) Update(inv *pve.Inventory, ch chan<- prometheus.Metric) error {
+func (replicationCollector) Update(inv *pve.Inventory, w *SeriesWriter) error {
 	local := localNode(inv)
 	guestType := make(map[int]pve.GuestType, len(inv.Guests))
 	for i := range inv.Guests {
@@ -42,15 +42,15 @@ func (replicationCollector) Update(inv *pve.Inventory, ch chan<- prometheus.Metr
 			// likely a VM, the common case.
 			typ = pve.TypeQEMU
 		}
-		gauge(ch, replicationInfoDesc, 1, j.ID, replicationJobType, nodeID(j.Source), nodeID(j.Target), pve.Guest{Type: typ, VMID: j.Guest}.ID())
-		gauge(ch, replicationDurationDesc, j.Duration.Seconds(), j.ID)
+		w.gauge(replicationInfoDesc, 1, j.ID, replicationJobType, nodeID(j.Source), nodeID(j.Target), pve.Guest{Type: typ, VMID: j.Guest}.ID())
+		w.gauge(replicationDurationDesc, j.Duration.Seconds(), j.ID)
 		if !j.LastSync.IsZero() {
-			gauge(ch, replicationLastSyncDesc, float64(j.LastSync.Unix()), j.ID)
+			w.gauge(replicationLastSyncDesc, float64(j.LastSync.Unix()), j.ID)
 		}
 		if !j.NextSync.IsZero() {
-			gauge(ch, replicationNextSyncDesc, float64(j.NextSync.Unix()), j.ID)
+			w.gauge(replicationNextSyncDesc, float64(j.NextSync.Unix()), j.ID)
 		}
-		gauge(ch, replicationFailedSyncsDesc, float64(j.FailCount), j.ID)
+		w.gauge(replicationFailedSyncsDesc, float64(j.FailCount), j.ID)
 	}
 	return partialError(inv, endpointMatcher(nil, []string{"replication"}))
 }

@@ -24,19 +24,19 @@ var (
 // Sizes of an inactive storage are absent: PVE cannot measure them.
 type storageCollector struct{}
 
-func (storageCollector) Update(inv *pve.Inventory, ch chan<- prometheus.Metric) error {
+func (storageCollector) Update(inv *pve.Inventory, w *SeriesWriter) error {
 	for i := range inv.Storages {
 		s := &inv.Storages[i]
 		id := s.ID()
 		// /cluster/resources says "available" for an active storage; prometheus-pve-exporter maps that to pve_up.
-		gauge(ch, upDesc, boolValue(s.Active), id)
-		gauge(ch, storageInfoDesc, 1, id, s.Node, s.Storage, s.Type, contentLabel(s.Content))
-		gauge(ch, storageSharedDesc, boolValue(s.Shared), id)
-		gauge(ch, storageEnabledDesc, boolValue(s.Enabled), id)
-		gauge(ch, storageActiveDesc, boolValue(s.Active), id)
+		w.gauge(upDesc, boolValue(s.Active), id)
+		w.gauge(storageInfoDesc, 1, id, s.Node, s.Storage, s.Type, contentLabel(s.Content))
+		w.gauge(storageSharedDesc, boolValue(s.Shared), id)
+		w.gauge(storageEnabledDesc, boolValue(s.Enabled), id)
+		w.gauge(storageActiveDesc, boolValue(s.Active), id)
 		if s.Active {
-			gauge(ch, diskSizeDesc, float64(s.Total), id)
-			gauge(ch, diskUsageDesc, float64(s.Used), id)
+			w.gauge(diskSizeDesc, float64(s.Total), id)
+			w.gauge(diskUsageDesc, float64(s.Used), id)
 		}
 	}
 	return partialError(inv, endpointMatcher([]string{"/cluster/resources"}, []string{"storage"}))

@@ -25,7 +25,7 @@ var subscriptionStatuses = []string{"active", "expired", "invalid", "new", "notf
 // subscription was fetched when the inventory does not mark a local node).
 type subscriptionCollector struct{}
 
-func (subscriptionCollector) Update(inv *pve.Inventory, ch chan<- prometheus.Metric) error {
+func (subscriptionCollector) Update(inv *pve.Inventory, w *SeriesWriter) error {
 	local := localNode(inv)
 	for i := range inv.Nodes {
 		n := &inv.Nodes[i]
@@ -37,11 +37,11 @@ func (subscriptionCollector) Update(inv *pve.Inventory, ch chan<- prometheus.Met
 		if lvl == "" {
 			lvl = "unknown" // prometheus-pve-exporter's value when PVE sends no level
 		}
-		gauge(ch, subscriptionInfoDesc, 1, id, lvl)
+		w.gauge(subscriptionInfoDesc, 1, id, lvl)
 		// Older PVE releases capitalise the status ("Active", "NotFound").
-		oneHot(ch, subscriptionStatusDesc, id, subscriptionStatuses, strings.ToLower(n.Subscription.Status))
+		w.oneHot(subscriptionStatusDesc, id, subscriptionStatuses, strings.ToLower(n.Subscription.Status))
 		if !n.Subscription.NextDueDate.IsZero() {
-			gauge(ch, subscriptionNextDueDesc, float64(n.Subscription.NextDueDate.Unix()), id)
+			w.gauge(subscriptionNextDueDesc, float64(n.Subscription.NextDueDate.Unix()), id)
 		}
 	}
 	return partialError(inv, endpointMatcher(nil, []string{"subscription"}))

@@ -24,7 +24,7 @@ var migrationTaskGuestType = map[string]pve.GuestType{"qmigrate": pve.TypeQEMU, 
 // one. /cluster/tasks holds a bounded recent history, so a guest migrated long ago has no last-migration series.
 type tasksCollector struct{}
 
-func (tasksCollector) Update(inv *pve.Inventory, ch chan<- prometheus.Metric) error {
+func (tasksCollector) Update(inv *pve.Inventory, w *SeriesWriter) error {
 	last := make(map[string]*pve.Task)
 	var order []string
 	for i := range inv.Tasks {
@@ -35,7 +35,7 @@ func (tasksCollector) Update(inv *pve.Inventory, ch chan<- prometheus.Metric) er
 		}
 		id := string(guestType) + "/" + t.ID
 		if t.Running() {
-			gauge(ch, guestMigrationRunningDesc, 1, id, t.Node)
+			w.gauge(guestMigrationRunningDesc, 1, id, t.Node)
 			continue
 		}
 		prev, seen := last[id]
@@ -49,8 +49,8 @@ func (tasksCollector) Update(inv *pve.Inventory, ch chan<- prometheus.Metric) er
 	for _, id := range order {
 		t := last[id]
 		outcome := taskOutcome(t.Status)
-		gauge(ch, guestLastMigrationTimestampDesc, float64(t.EndTime.UnixNano())/1e9, id, t.Node, outcome)
-		gauge(ch, guestLastMigrationDurationDesc, t.EndTime.Sub(t.StartTime).Seconds(), id, t.Node, outcome)
+		w.gauge(guestLastMigrationTimestampDesc, float64(t.EndTime.UnixNano())/1e9, id, t.Node, outcome)
+		w.gauge(guestLastMigrationDurationDesc, t.EndTime.Sub(t.StartTime).Seconds(), id, t.Node, outcome)
 	}
 	return partialError(inv, endpointMatcher([]string{"/cluster/tasks"}, nil))
 }
