@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -34,6 +35,9 @@ type textExposition struct {
 	lastD  *descLayout
 	errs   []error
 	values []string // scratch: a series' label values in the order they are written
+	// chunks, when set, recycles full-size chunks between scrapes: the text of a large cluster is over 10 MB,
+	// most of a scrape's garbage otherwise.
+	chunks *sync.Pool
 }
 
 // descLayout is how the series of one Desc are written: into which family, with which label names (sorted, as
@@ -112,10 +116,9 @@ func (e *textExposition) add(desc *prometheus.Desc, vt prometheus.ValueType, val
 		values = append(values, v)
 	}
 	e.values = values
+	at := f.render(e.chunks, d.names, values, value)
 	if f.count > 0 && compareLabelValues(f.prev, values) > 0 {
-		f.runs = append(f.runs, f.render(d.names, values, value))
-	} else {
-		f.render(d.names, values, value)
+		f.runs = append(f.runs, at)
 	}
 	f.prev = append(f.prev[:0], values...)
 	f.count++
@@ -191,19 +194,41 @@ func compareLabelValues(a, b []string) int {
 
 // render appends a series line to the family's last chunk, or to a new one when it has too little room, and
 // returns where the line starts.
-func (f *textFamily) render(names, values []string, value float64) textPos {
+func (f *textFamily) render(pool *sync.Pool, names, values []string, value float64) textPos {
 	i := len(f.chunks) - 1
 	if i < 0 || cap(f.chunks[i])-len(f.chunks[i]) < chunkSlack {
 		size := minChunk + chunkSlack
 		if i >= 0 {
 			size = min(2*cap(f.chunks[i]), maxChunk)
 		}
-		f.chunks = append(f.chunks, make([]byte, 0, size))
+		f.chunks = append(f.chunks, newChunk(pool, size))
 		i++
 	}
 	at := textPos{i, len(f.chunks[i])}
 	f.chunks[i] = appendSeries(f.chunks[i], f.name, names, values, value)
 	return at
+}
+
+// newChunk returns an empty chunk of capacity size, a recycled one for full-size chunks when there is one.
+func newChunk(pool *sync.Pool, size int) []byte {
+	if size == maxChunk && pool != nil {
+		if c, ok := pool.Get().(*[]byte); ok {
+			return (*c)[:0]
+		}
+	}
+	return make([]byte, 0, size)
+}
+
+// release hands the full-size chunks to the pool for the next scrape; the exposition is empty afterwards.
+func (e *textExposition) release() {
+	for _, f := range e.byName {
+		for _, c := range f.chunks {
+			if cap(c) == maxChunk && e.chunks != nil {
+				e.chunks.Put(&c)
+			}
+		}
+		f.chunks, f.runs, f.count = nil, nil, 0
+	}
 }
 
 // lineCursor walks the lines of a family's text from one position to another.
@@ -476,7 +501,7 @@ func appendEscaped(buf []byte, s string, quote bool) []byte {
 	return buf
 }
 
-// appendFloat formats a sample value as expfmt does.
+// appendFloat formats a sample value as expfmt does (strconv's 'g' with the shortest precision).
 func appendFloat(buf []byte, f float64) []byte {
 	switch {
 	case f == 1:
@@ -491,6 +516,38 @@ func appendFloat(buf []byte, f float64) []byte {
 		return append(buf, "+Inf"...)
 	case math.IsInf(f, -1):
 		return append(buf, "-Inf"...)
+	case f == math.Trunc(f) && math.Abs(f) < 1<<53:
+		return appendInteger(buf, int64(f))
 	}
 	return strconv.AppendFloat(buf, f, 'g', -1, 64)
+}
+
+// appendInteger formats an integral float below 2^53 in magnitude as strconv's shortest 'g' does, from its
+// integer digits: byte counts and the like are most of a scrape's values, and this is several times faster.
+// Below 2^53 every integer is a float of its own, so its digits without trailing zeros are the shortest that
+// round-trip; 'g' writes them plainly below 1e6 and as d.ddde+XX from there on.
+func appendInteger(buf []byte, v int64) []byte {
+	if v < 0 {
+		buf = append(buf, '-')
+		v = -v
+	}
+	if v < 1e6 {
+		return strconv.AppendInt(buf, v, 10)
+	}
+	var digits [20]byte
+	d := strconv.AppendInt(digits[:0], v, 10)
+	exp := len(d) - 1
+	for d[len(d)-1] == '0' {
+		d = d[:len(d)-1]
+	}
+	buf = append(buf, d[0])
+	if len(d) > 1 {
+		buf = append(buf, '.')
+		buf = append(buf, d[1:]...)
+	}
+	buf = append(buf, 'e', '+')
+	if exp < 10 {
+		buf = append(buf, '0')
+	}
+	return strconv.AppendInt(buf, int64(exp), 10)
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -304,4 +305,29 @@ func TestUnreadableDescIsReportedOnceAndDropped(t *testing.T) {
 	if strings.Contains(got, "\n ") || strings.HasPrefix(got, " ") || !strings.Contains(got, "pve_test_value 1\n") {
 		t.Fatalf("exposition:\n%s", got)
 	}
+}
+
+func TestAppendFloatMatchesStrconv(t *testing.T) {
+	for _, f := range []float64{0, 1, -1, 7, 999999, 1e6, -1e6, 1234567, 842551296, 4294967296, 1 << 52, 1<<53 - 1, 1 << 53,
+		1e15, 1e20, 1e21, 0.5, -2.5e6, 123456.5, 1e-7, math.MaxFloat64, math.SmallestNonzeroFloat64} {
+		if got, want := string(appendFloat(nil, f)), strconv.FormatFloat(f, 'g', -1, 64); got != want {
+			t.Errorf("appendFloat(%v) = %s, want %s", f, got, want)
+		}
+	}
+}
+
+func FuzzAppendFloatMatchesStrconv(f *testing.F) {
+	f.Add(842551296.0)
+	f.Add(-1e6)
+	f.Add(0.1)
+	f.Fuzz(func(t *testing.T, v float64) {
+		if math.IsNaN(v) || math.IsInf(v, 0) || v == 0 {
+			return // written by name: NaN, +Inf, -Inf; expfmt writes -0 as 0 too
+		}
+		for _, x := range []float64{v, math.Trunc(v), math.Trunc(v * 1e6)} {
+			if got, want := string(appendFloat(nil, x)), strconv.FormatFloat(x, 'g', -1, 64); got != want && x != 0 {
+				t.Fatalf("appendFloat(%v) = %s, want %s", x, got, want)
+			}
+		}
+	})
 }
