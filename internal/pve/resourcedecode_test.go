@@ -7,57 +7,9 @@ import (
 	"testing"
 )
 
-// reflectedEntry is resourceEntry decoded the plain encoding/json way, by field tags: the reference the
-// streaming reader is compared with. Its tags list every key the reader knows.
-type reflectedEntry struct {
-	ID         string     `json:"id"`
-	Type       string     `json:"type"`
-	Node       string     `json:"node"`
-	Status     string     `json:"status"`
-	Name       string     `json:"name"`
-	VMID       flexInt    `json:"vmid"`
-	Template   pveBool    `json:"template"`
-	Tags       string     `json:"tags"`
-	Pool       string     `json:"pool"`
-	Lock       string     `json:"lock"`
-	HAState    string     `json:"hastate"`
-	CPU        flexFloat  `json:"cpu"`
-	MaxCPU     flexFloat  `json:"maxcpu"`
-	CPUs       flexFloat  `json:"cpus"`
-	Mem        flexInt    `json:"mem"`
-	MaxMem     flexInt    `json:"maxmem"`
-	MemHost    *flexInt   `json:"memhost"`
-	Disk       flexInt    `json:"disk"`
-	MaxDisk    flexInt    `json:"maxdisk"`
-	NetIn      flexInt    `json:"netin"`
-	NetOut     flexInt    `json:"netout"`
-	DiskRead   flexInt    `json:"diskread"`
-	DiskWrite  flexInt    `json:"diskwrite"`
-	Uptime     flexInt    `json:"uptime"`
-	Level      string     `json:"level"`
-	Storage    string     `json:"storage"`
-	PluginType string     `json:"plugintype"`
-	Content    string     `json:"content"`
-	Shared     pveBool    `json:"shared"`
-	CPUSome    *flexFloat `json:"pressurecpusome"`
-	CPUFull    *flexFloat `json:"pressurecpufull"`
-	IOSome     *flexFloat `json:"pressureiosome"`
-	IOFull     *flexFloat `json:"pressureiofull"`
-	MemorySome *flexFloat `json:"pressurememorysome"`
-	MemoryFull *flexFloat `json:"pressurememoryfull"`
-}
-
-func (r reflectedEntry) entry() resourceEntry {
-	return resourceEntry{
-		pressureKeys: pressureKeys{r.CPUSome, r.CPUFull, r.IOSome, r.IOFull, r.MemorySome, r.MemoryFull},
-		ID:           r.ID, Type: r.Type, Node: r.Node, Status: r.Status, Name: r.Name, VMID: r.VMID,
-		Template: r.Template, Tags: r.Tags, Pool: r.Pool, Lock: r.Lock, HAState: r.HAState, CPU: r.CPU,
-		MaxCPU: r.MaxCPU, CPUs: r.CPUs, Mem: r.Mem, MaxMem: r.MaxMem, MemHost: r.MemHost, Disk: r.Disk,
-		MaxDisk: r.MaxDisk, NetIn: r.NetIn, NetOut: r.NetOut, DiskRead: r.DiskRead, DiskWrite: r.DiskWrite,
-		Uptime: r.Uptime, Level: r.Level, Storage: r.Storage, PluginType: r.PluginType, Content: r.Content,
-		Shared: r.Shared,
-	}
-}
+// reflectedEntry has resourceEntry's fields and tags but not its UnmarshalJSON: encoding/json decodes it by
+// reflection, the reference the streaming reader is compared with.
+type reflectedEntry resourceEntry
 
 func ptr[T any](v T) *T { return &v }
 
@@ -160,7 +112,7 @@ func reflectedList(t testing.TB, data []byte) resourceList {
 		if e == nil {
 			e = &reflectedEntry{}
 		}
-		out = append(out, e.entry())
+		out = append(out, resourceEntry(*e))
 	}
 	return out
 }

@@ -8,7 +8,9 @@ import (
 )
 
 // resourceEntry is one element of /cluster/resources. Nodes, guests, storages, pools and SDN zones share it; go-proxmox's
-// ClusterResource lacks lock, memhost, hastate and pool and fails on string-typed numbers.
+// ClusterResource lacks lock, memhost, hastate and pool and fails on string-typed numbers. It is decoded by
+// readFrom (resourcedecode.go); the tags name the keys, and a fuzz test holds readFrom to what encoding/json
+// makes of them.
 type resourceEntry struct {
 	pressureKeys           // guest PSI: PVE 9's node-level guest lists carry it, /cluster/resources does not
 	ID           string    `json:"id"`
