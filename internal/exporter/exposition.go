@@ -37,7 +37,7 @@ type textExposition struct {
 	values []string // scratch: a series' label values in the order they are written
 	// chunks, when set, recycles full-size chunks between scrapes: the text of a large cluster is over 10 MB,
 	// most of a scrape's garbage otherwise.
-	chunks *sync.Pool
+	chunks *chunkPool
 }
 
 // descLayout is how the series of one Desc are written: into which family, with which label names (sorted, as
@@ -194,7 +194,7 @@ func compareLabelValues(a, b []string) int {
 
 // render appends a series line to the family's last chunk, or to a new one when it has too little room, and
 // returns where the line starts.
-func (f *textFamily) render(pool *sync.Pool, names, values []string, value float64) textPos {
+func (f *textFamily) render(pool *chunkPool, names, values []string, value float64) textPos {
 	i := len(f.chunks) - 1
 	if i < 0 || cap(f.chunks[i])-len(f.chunks[i]) < chunkSlack {
 		size := minChunk + chunkSlack
@@ -210,10 +210,10 @@ func (f *textFamily) render(pool *sync.Pool, names, values []string, value float
 }
 
 // newChunk returns an empty chunk of capacity size, a recycled one for full-size chunks when there is one.
-func newChunk(pool *sync.Pool, size int) []byte {
+func newChunk(pool *chunkPool, size int) []byte {
 	if size == maxChunk && pool != nil {
-		if c, ok := pool.Get().(*[]byte); ok {
-			return (*c)[:0]
+		if c := pool.get(); c != nil {
+			return c
 		}
 	}
 	return make([]byte, 0, size)
@@ -224,10 +224,41 @@ func (e *textExposition) release() {
 	for _, f := range e.byName {
 		for _, c := range f.chunks {
 			if cap(c) == maxChunk && e.chunks != nil {
-				e.chunks.Put(&c)
+				e.chunks.put(c)
 			}
 		}
 		f.chunks, f.runs, f.count = nil, nil, 0
+	}
+}
+
+// chunkPool keeps full-size text chunks between scrapes, up to maxPooledChunks (32 MiB). Unlike a sync.Pool it
+// is not emptied by the garbage collector, which runs several times during a large scrape, mostly while the
+// inventory is fetched: a sync.Pool had lost the chunks by the time the next scrape rendered.
+type chunkPool struct {
+	mu   sync.Mutex
+	free [][]byte
+}
+
+const maxPooledChunks = 128
+
+func (p *chunkPool) get() []byte {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := len(p.free)
+	if n == 0 {
+		return nil
+	}
+	c := p.free[n-1]
+	p.free[n-1] = nil
+	p.free = p.free[:n-1]
+	return c[:0]
+}
+
+func (p *chunkPool) put(c []byte) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.free) < maxPooledChunks {
+		p.free = append(p.free, c)
 	}
 }
 

@@ -52,7 +52,7 @@ type HandlerOpts struct {
 type Handler struct {
 	opts   HandlerOpts
 	drop   map[*prometheus.Desc]bool
-	chunks sync.Pool // text chunks of the expositions, see textExposition
+	chunks chunkPool // text chunks of the expositions, see textExposition
 }
 
 // NewHandler returns the /pve handler.

@@ -23,14 +23,16 @@ const sessionLifetime = time.Hour
 
 // Client talks to one PVE cluster. It is safe for concurrent use.
 type Client struct {
-	base    string // ".../api2/json"
-	http    *http.Transport
-	client  *http.Client // through transport: what go-proxmox uses too
-	token   Secret       // "PVEAPIToken=user@realm!name=secret" for token authentication
-	counts  *callCounter
-	perNode int
-	maxConc int
-	now     func() time.Time
+	base   string // ".../api2/json"
+	http   *http.Transport
+	client *http.Client // through transport: what go-proxmox uses too
+	token  Secret       // "PVEAPIToken=user@realm!name=secret" for token authentication
+	// resourceSizes sizes the next /cluster/resources read from the last one.
+	resourceSizes resourceSizes
+	counts        *callCounter
+	perNode       int
+	maxConc       int
+	now           func() time.Time
 
 	// Token authentication uses gp as is. Password authentication replaces gp with a fresh go-proxmox client
 	// for every login instead of renewing a session in place: go-proxmox reads its session without a lock, so

@@ -31,6 +31,12 @@ func (l *resourceList) UnmarshalJSON(b []byte) error {
 
 // readFrom appends the entries of a JSON array (null is none) to l.
 func (l *resourceList) readFrom(it *jsoniter.Iterator) {
+	readEntries(it, func(e *resourceEntry) { *l = append(*l, *e) })
+}
+
+// readEntries reads a JSON array of resource entries (null is none) and hands each to use, which must not keep
+// the pointer: one entry is reused, so that /cluster/resources goes straight into Resources.
+func readEntries(it *jsoniter.Iterator, use func(*resourceEntry)) {
 	if it.ReadNil() {
 		return
 	}
@@ -38,10 +44,15 @@ func (l *resourceList) readFrom(it *jsoniter.Iterator) {
 		it.ReportError("resource list", "array expected")
 		return
 	}
+	var e resourceEntry
 	it.ReadArrayCB(func(it *jsoniter.Iterator) bool {
-		*l = append(*l, resourceEntry{})
-		(*l)[len(*l)-1].readFrom(it)
-		return it.Error == nil
+		e = resourceEntry{}
+		e.readFrom(it)
+		if it.Error != nil {
+			return false
+		}
+		use(&e)
+		return true
 	})
 }
 

@@ -4,7 +4,10 @@ import (
 	"context"
 	"sort"
 	"strings"
+	"sync"
 	"time"
+
+	jsoniter "github.com/json-iterator/go"
 )
 
 // resourceEntry is one element of /cluster/resources. Nodes, guests, storages, pools and SDN zones share it; go-proxmox's
@@ -53,26 +56,64 @@ type Resources struct {
 
 // ClusterResources reads /cluster/resources.
 func (c *Client) ClusterResources(ctx context.Context) (*Resources, error) {
-	var entries resourceList
-	if err := c.getStreamed(ctx, "/cluster/resources", entries.readFrom); err != nil {
+	r := &Resources{}
+	err := c.getStreamed(ctx, "/cluster/resources", func(it *jsoniter.Iterator) {
+		*r = c.resourceSizes.make() // a repeated attempt starts over
+		readEntries(it, r.add)
+	})
+	if err != nil {
 		return nil, err
 	}
-	return splitResources(entries), nil
+	r.sort()
+	c.resourceSizes.remember(r)
+	return r, nil
+}
+
+// resourceSizes are the lengths of the last Resources read: the next read allocates them at once instead of
+// growing its slices (as Prometheus sizes a scrape's buffer from the last scrape).
+type resourceSizes struct {
+	mu                      sync.Mutex
+	nodes, guests, storages int
+}
+
+func (s *resourceSizes) make() Resources {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return Resources{
+		Nodes:    make([]Node, 0, s.nodes),
+		Guests:   make([]Guest, 0, s.guests),
+		Storages: make([]Storage, 0, s.storages),
+	}
+}
+
+func (s *resourceSizes) remember(r *Resources) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.nodes, s.guests, s.storages = len(r.Nodes), len(r.Guests), len(r.Storages)
 }
 
 func splitResources(entries resourceList) *Resources {
 	r := &Resources{}
 	for i := range entries {
-		e := &entries[i]
-		switch e.Type {
-		case "node":
-			r.Nodes = append(r.Nodes, e.node())
-		case "qemu", "lxc":
-			r.Guests = append(r.Guests, e.guest())
-		case "storage":
-			r.Storages = append(r.Storages, e.storage())
-		}
+		r.add(&entries[i])
 	}
+	r.sort()
+	return r
+}
+
+// add converts an entry of a type Resources holds (node, qemu, lxc, storage) and appends it.
+func (r *Resources) add(e *resourceEntry) {
+	switch e.Type {
+	case "node":
+		r.Nodes = append(r.Nodes, e.node())
+	case "qemu", "lxc":
+		r.Guests = append(r.Guests, e.guest())
+	case "storage":
+		r.Storages = append(r.Storages, e.storage())
+	}
+}
+
+func (r *Resources) sort() {
 	sort.Slice(r.Nodes, func(i, j int) bool { return r.Nodes[i].Name < r.Nodes[j].Name })
 	sort.Slice(r.Guests, func(i, j int) bool { return r.Guests[i].VMID < r.Guests[j].VMID })
 	sort.Slice(r.Storages, func(i, j int) bool {
@@ -81,7 +122,6 @@ func splitResources(entries resourceList) *Resources {
 		}
 		return r.Storages[i].Storage < r.Storages[j].Storage
 	})
-	return r
 }
 
 func (e *resourceEntry) node() Node {

@@ -173,6 +173,9 @@ type Snapshotter struct {
 	cache   cacheState
 	last    *Inventory
 	flights map[Part]*flight
+	// online are the nodes online in the last round: the next round asks for their status without waiting
+	// for /cluster/resources.
+	online []string
 }
 
 type flight struct {
@@ -404,34 +407,68 @@ func (f *fetcher) fail(endpoint, node string, err error) {
 	f.mu.Unlock()
 }
 
-// round reads /cluster/resources, then node statuses and every due part concurrently, updates the caches and
+// round reads /cluster/resources and node statuses, then every due part concurrently, updates the caches and
 // assembles the Inventory.
 func (s *Snapshotter) round(ctx context.Context, fresh Part) (*Inventory, error) {
-	res, err := s.c.ClusterResources(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("reading PVE inventory: %w", err)
-	}
-	now := s.now()
 	f := &fetcher{all: make(chan struct{}, s.c.maxConc), sems: map[string]chan struct{}{}, perNode: s.c.perNode}
-	online := make([]string, 0, len(res.Nodes))
-	for _, n := range res.Nodes {
-		if n.Online {
-			online = append(online, n.Name)
+	// Node statuses do not wait for /cluster/resources, the one large answer of a round: the nodes online in
+	// the last round are asked at once, which takes their round trips off the critical path. The resources
+	// then say which nodes are online now: one that came online is asked then; the request to one that went
+	// offline meanwhile is cancelled and its error dropped.
+	var statusMu sync.Mutex
+	statusOf := map[string]*NodeStatus{}
+	asked := map[string]context.CancelFunc{}
+	defer func() {
+		for _, cancel := range asked {
+			cancel()
 		}
-	}
-
-	// Results of this round; each slot is written by exactly one goroutine.
-	statuses := make([]*NodeStatus, len(online))
-	for i, node := range online {
+	}()
+	ask := func(node string) {
+		nodeCtx, cancel := context.WithCancel(ctx)
+		asked[node] = cancel
 		endpoint := nodePath(node, "/status")
-		f.goNode(ctx, node, endpoint, func(ctx context.Context) {
+		f.goNode(nodeCtx, node, endpoint, func(ctx context.Context) {
 			st, err := s.c.NodeStatus(ctx, node)
 			if err != nil {
 				f.fail(endpoint, node, err)
 				return
 			}
-			statuses[i] = st
+			statusMu.Lock()
+			statusOf[node] = st
+			statusMu.Unlock()
 		})
+	}
+	s.mu.Lock()
+	expected := s.online
+	s.mu.Unlock()
+	for _, node := range expected {
+		ask(node)
+	}
+
+	res, err := s.c.ClusterResources(ctx)
+	if err != nil {
+		for _, cancel := range asked {
+			cancel()
+		}
+		f.wg.Wait()
+		return nil, fmt.Errorf("reading PVE inventory: %w", err)
+	}
+	now := s.now()
+	online := make([]string, 0, len(res.Nodes))
+	isOnline := make(map[string]bool, len(res.Nodes))
+	for _, n := range res.Nodes {
+		if n.Online {
+			online = append(online, n.Name)
+			isOnline[n.Name] = true
+			if asked[n.Name] == nil {
+				ask(n.Name)
+			}
+		}
+	}
+	for node, cancel := range asked {
+		if !isOnline[node] {
+			cancel()
+		}
 	}
 
 	s.mu.Lock()
@@ -440,11 +477,23 @@ func (s *Snapshotter) round(ctx context.Context, fresh Part) (*Inventory, error)
 	s.fetchParts(ctx, f, plan)
 	f.wg.Wait()
 
+	statuses := make([]*NodeStatus, len(online))
+	for i, node := range online {
+		statuses[i] = statusOf[node]
+	}
+	partial := f.partial[:0]
+	for _, p := range f.partial {
+		if p.Node == "" || isOnline[p.Node] || p.Endpoint != nodePath(p.Node, "/status") {
+			partial = append(partial, p)
+		}
+	}
+
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.online = online
 	s.store(plan, now, f)
 	inv := s.assemble(res, online, statuses)
-	inv.Partial = f.partial
+	inv.Partial = partial
 	sort.Slice(inv.Partial, func(i, j int) bool { return inv.Partial[i].Endpoint < inv.Partial[j].Endpoint })
 	inv.FetchedAt = s.now()
 	return inv, nil

@@ -246,8 +246,9 @@ func TestSnapshotterRefetchesConfigOnChangeAndTTL(t *testing.T) {
 		}
 	}
 
-	// A guest that disappears takes its cached config with it; an offline node is neither asked for its status
-	// nor for its guests' configs.
+	// A guest that disappears takes its cached config with it; an offline node is not asked for its guests'
+	// configs, and for its status only in the round that finds it offline (a round asks the nodes online in
+	// the last one before /cluster/resources answers, then cancels the request to a node now offline).
 	f.set("GET", "/cluster/resources", 200, resourcesWith(t, `"id": "qemu/100"`, `"id": "qemu/999"`, `"vmid": 100`, `"vmid": 999`,
 		`"id": "node/node1",
         "level": "",`, `"id": "node/node1",
@@ -257,8 +258,13 @@ func TestSnapshotterRefetchesConfigOnChangeAndTTL(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if f.count("GET /nodes/node1/status") != 0 || configCalls() != 0 || f.count("GET /nodes/node2/qemu/999/config") != 1 {
+	if f.count("GET /nodes/node1/status") > 1 || configCalls() != 0 || f.count("GET /nodes/node2/qemu/999/config") != 1 {
 		t.Errorf("offline node1 or new qemu/999 handled wrong: %d calls", f.total())
+	}
+	for _, p := range inv.Partial {
+		if p.Node == "node1" {
+			t.Errorf("the offline node's cancelled status request is reported: %+v", p)
+		}
 	}
 	s.mu.Lock()
 	_, kept := s.cache.configs["qemu/100"]
@@ -270,6 +276,16 @@ func TestSnapshotterRefetchesConfigOnChangeAndTTL(t *testing.T) {
 		if g.Node == "node1" && g.Config == nil {
 			t.Errorf("%s on offline node lost its cached config", g.ID())
 		}
+	}
+
+	// The next round knows node1 is offline: no status request at all.
+	clock.Advance(time.Second)
+	f.resetCounts()
+	if _, err := s.Inventory(ctx, InventoryOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if n := f.count("GET /nodes/node1/status"); n != 0 {
+		t.Errorf("offline node1 asked for its status %d times in the next round", n)
 	}
 }
 

@@ -105,7 +105,7 @@ func (t *transport) once(req *http.Request, path, endpoint string) (*http.Respon
 	res, err := t.base.RoundTrip(req.Clone(ctx))
 	var body []byte
 	if err == nil {
-		body, err = io.ReadAll(io.LimitReader(res.Body, maxResponseBytes+1))
+		body, err = readBody(res)
 		_ = res.Body.Close()
 		if err == nil && len(body) > maxResponseBytes {
 			err = fmt.Errorf("answer larger than %d bytes", maxResponseBytes)
@@ -235,4 +235,15 @@ func (c *callCounter) snapshot() map[string]uint64 {
 		out[k] = v
 	}
 	return out
+}
+
+// readBody reads an answer's body, up to one byte more than maxResponseBytes. A known length sizes the buffer
+// at once: io.ReadAll would grow it a dozen times for a large /cluster/resources.
+func readBody(res *http.Response) ([]byte, error) {
+	var buf bytes.Buffer
+	if n := res.ContentLength; n > 0 && n <= maxResponseBytes {
+		buf.Grow(int(n) + bytes.MinRead) // room for the read that finds EOF
+	}
+	_, err := buf.ReadFrom(io.LimitReader(res.Body, maxResponseBytes+1))
+	return buf.Bytes(), err
 }
