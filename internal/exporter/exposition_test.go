@@ -188,6 +188,36 @@ func TestExpositionMatchesRegistry(t *testing.T) {
 	}
 }
 
+// A second scrape renders into the first one's full-size chunks, with the same output.
+func TestExpositionRecyclesChunks(t *testing.T) {
+	inv := largeInventory(8, 2000)
+	h := NewHandler(HandlerOpts{Collectors: Collectors(), Logger: log.NewNopLogger()})
+	pool := &chunkPool{}
+	durations := regexp.MustCompile(`(?m)^(pve_exporter_scrape_collector_duration_seconds\{[^}]*\}) .*$`)
+	render := func() string {
+		e := newExposition()
+		e.chunks = pool
+		h.collectors(scrapeRequest{cluster: true, node: true}, inv, nil, time.Millisecond, log.NewNopLogger()).writeText(e)
+		var b bytes.Buffer
+		if err := e.writeTo(&b); err != nil {
+			t.Fatal(err)
+		}
+		e.release()
+		return durations.ReplaceAllString(b.String(), "$1 0")
+	}
+	first := render()
+	pooled := len(pool.free)
+	if pooled == 0 {
+		t.Fatal("no full-size chunk was pooled")
+	}
+	if second := render(); second != first {
+		t.Error("the second scrape's exposition differs")
+	}
+	if len(pool.free) != pooled {
+		t.Errorf("%d chunks pooled after the second scrape, %d after the first: chunks were not reused", len(pool.free), pooled)
+	}
+}
+
 func TestExpositionSortsAndMergesFamilies(t *testing.T) {
 	// Two Descs of one name (as two collectors may declare), series out of order, two labels.
 	d1 := prometheus.NewDesc("x", "X.", []string{"id", "kind"}, nil)
