@@ -59,7 +59,7 @@ func parseServeFlags(args []string, stderr io.Writer) (serveOptions, error) {
 func serverSettings(r *config.Resolved) server.Settings {
 	return server.Settings{
 		Gates: r.PolicyGates, Placement: r.Placement, APIToken: string(r.APIToken), WebhookToken: string(r.WebhookToken),
-		PlanTTL: r.Plans.TTL, MaxBodyBytes: r.Web.MaxBodyBytes,
+		PlanTTL: r.Plans.TTL, MaxBodyBytes: r.Web.MaxBodyBytes, Retention: time.Duration(r.Store.Retention),
 	}
 }
 
@@ -75,8 +75,8 @@ func restartOnly(old, cur *config.Resolved) []string {
 	if fmt.Sprint(old.History) != fmt.Sprint(cur.History) {
 		out = append(out, "history")
 	}
-	if old.Store != cur.Store {
-		out = append(out, "store")
+	if old.Store.Path != cur.Store.Path {
+		out = append(out, "store.path")
 	}
 	if old.Web.ListenAddress != cur.Web.ListenAddress {
 		out = append(out, "web.listen_address")

@@ -34,6 +34,9 @@ const (
 	DefaultPrometheusURL    = "http://127.0.0.1:9090"
 	DefaultStorePath        = "pb-balancer.db"
 	DefaultPlanTTL          = time.Hour
+	DefaultRetention        = 90 * 24 * time.Hour
+	// MinRetention keeps a week of history whatever the gates need.
+	MinRetention = 7 * 24 * time.Hour
 	DefaultPlanningInterval = 15 * time.Minute
 	DefaultPVETokenEnv      = "PB_PVE_TOKEN_SECRET"
 	DefaultAPITokenEnv      = "PB_API_TOKEN"
@@ -143,6 +146,10 @@ type Window struct {
 // Store is the state file.
 type Store struct {
 	Path string `yaml:"path"`
+	// Retention is how long final plans (with their approvals) and ended journal entries are kept; open plans
+	// and unfinished migrations are kept whatever their age. It must cover the rollback window and the failure
+	// cooldown, whose gates read the journal.
+	Retention Duration `yaml:"retention"`
 }
 
 // Web is the HTTP listener.
@@ -195,7 +202,7 @@ func Default() Config {
 			Cooldown: g.Cooldown, FailureCooldown: g.FailureCooldown, RollbackWindow: g.RollbackWindow,
 			MaxMigrationsPerRun: g.MaxPerRun, MaxConcurrentMigrations: g.MaxConcurrent, RequireQuorum: g.RequireQuorum,
 		},
-		Store: Store{Path: DefaultStorePath},
+		Store: Store{Path: DefaultStorePath, Retention: Duration(DefaultRetention)},
 		Web:   Web{ListenAddress: DefaultListenAddress, MaxBodyBytes: 1 << 20},
 		Auth:  Auth{TokenEnv: DefaultAPITokenEnv, WebhookTokenEnv: DefaultWebhookTokenEnv},
 		Plans: Plans{TTL: DefaultPlanTTL, Interval: DefaultPlanningInterval},
@@ -509,6 +516,14 @@ func (c *Config) Validate() error {
 	}
 	if c.Store.Path == "" {
 		bad("store.path", "missing")
+	}
+	switch r := time.Duration(c.Store.Retention); {
+	case r < MinRetention:
+		bad("store.retention", "%v is shorter than %v", c.Store.Retention, Duration(MinRetention))
+	case r < g.RollbackWindow:
+		bad("store.retention", "%v is shorter than gates.rollback_window %v: the rollback gate reads departures from the journal", c.Store.Retention, g.RollbackWindow)
+	case r < g.FailureCooldown:
+		bad("store.retention", "%v is shorter than gates.failure_cooldown %v: the cooldown gates read the last attempt from the journal", c.Store.Retention, g.FailureCooldown)
 	}
 	if _, _, err := net.SplitHostPort(c.Web.ListenAddress); err != nil {
 		bad("web.listen_address", "%q: want host:port", c.Web.ListenAddress)

@@ -11,6 +11,12 @@ const outcomeHeld = "held"
 
 const namespace = "proxbalance"
 
+// Kinds of store records the retention removes.
+const (
+	removedPlan    = "plan"
+	removedJournal = "journal"
+)
+
 // metrics are the balancer's own series. Names are an API: the alert rules read proxbalance_node_maintenance.
 // moves counts every move once, whoever settled it (a gate, re-validation or the executor); the executor
 // registers the in-flight gauge and the duration histogram, which only it can know.
@@ -28,6 +34,7 @@ type metrics struct {
 	webhookRequests  *prometheus.CounterVec
 	queueDropped     prometheus.Counter
 	planningFailures prometheus.Counter
+	recordsRemoved   *prometheus.CounterVec
 	reloadSuccess    prometheus.Gauge
 	reloadTimestamp  prometheus.Gauge
 }
@@ -86,6 +93,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Namespace: namespace, Name: "planning_failures_total",
 			Help: "Planning runs that failed (PVE or Prometheus unreadable).",
 		}),
+		recordsRemoved: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "store_records_removed_total",
+			Help: "Final plans (with their approvals) and final migration journal entries removed from the store after store.retention, by kind.",
+		}, []string{"kind"}),
 		reloadSuccess: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: namespace, Name: "config_last_reload_successful",
 			Help: "Whether the last configuration reload succeeded.",
@@ -97,7 +108,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	reg.MustRegister(m.plans, m.plansCreated, m.moves, m.imbalance, m.gain, m.lastGain,
 		m.nodeScore, m.maintenance, m.decisions, m.webhookAlerts, m.webhookRequests, m.queueDropped,
-		m.planningFailures, m.reloadSuccess, m.reloadTimestamp)
+		m.planningFailures, m.recordsRemoved, m.reloadSuccess, m.reloadTimestamp)
 	for _, r := range []string{"queued", "duplicate", "resolved", "ignored", "dropped"} {
 		m.webhookAlerts.WithLabelValues(r)
 	}
@@ -108,5 +119,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		m.moves.WithLabelValues(string(o))
 	}
 	m.moves.WithLabelValues(outcomeHeld)
+	for _, k := range []string{removedPlan, removedJournal} {
+		m.recordsRemoved.WithLabelValues(k)
+	}
 	return m
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/gorilla/mux"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/prometheus/common/model"
 
 	"github.com/proxbalance/proxbalance/internal/executor"
 	"github.com/proxbalance/proxbalance/internal/placement"
@@ -68,9 +69,13 @@ type Settings struct {
 	Placement placement.Policy
 	// APIToken guards mutating endpoints; WebhookToken the webhook. Empty tokens refuse every request.
 	APIToken, WebhookToken string
-	// PlanTTL (default 1h) and MaxBodyBytes (default 1 MiB) take their defaults when zero.
+	// PlanTTL (default 1h), MaxBodyBytes (default 1 MiB) and Retention (default 90 days) take their defaults
+	// when zero.
 	PlanTTL      time.Duration
 	MaxBodyBytes int64
+	// Retention is how long the store keeps final plans and journal entries after they ended. The config
+	// validates it to cover the rollback window and the failure cooldown, whose gates read the journal.
+	Retention time.Duration
 }
 
 // Options build a Server.
@@ -174,6 +179,7 @@ func (s *Server) current() *Settings { return s.settings.Load() }
 const (
 	DefaultMaxBodyBytes = 1 << 20
 	DefaultPlanTTL      = time.Hour
+	DefaultRetention    = 90 * 24 * time.Hour
 )
 
 func (s *Server) applySettings(st Settings) {
@@ -182,6 +188,9 @@ func (s *Server) applySettings(st Settings) {
 	}
 	if st.PlanTTL <= 0 {
 		st.PlanTTL = DefaultPlanTTL
+	}
+	if st.Retention <= 0 {
+		st.Retention = DefaultRetention
 	}
 	if st.Gates.Mode == "" {
 		st.Gates.Mode = policy.ModeDryRun // the safe default, whatever the caller forgot
@@ -239,19 +248,29 @@ func (s *Server) Run(ctx context.Context) {
 	s.running.Wait()
 }
 
-// sweep expires plans past their TTL. It waits while a plan executes: the store would expire an approved plan
-// whose migrations outlive its TTL, and its outcome would be lost.
+// sweep expires plans past their TTL and removes final records older than the retention. It waits while a plan
+// executes: the store would expire an approved plan whose migrations outlive its TTL, and its outcome would be
+// lost.
 func (s *Server) sweep(ctx context.Context) {
 	if s.executing.Load() > 0 {
 		return
 	}
-	res, err := s.store.Sweep(ctx, s.now())
+	retention := s.current().Retention
+	res, err := s.store.Sweep(ctx, s.now(), retention)
 	if err != nil {
-		level.Error(s.logger).Log("msg", "expiring plans", "err", err)
+		level.Error(s.logger).Log("msg", "sweeping the store", "err", err)
 		return
 	}
 	if len(res.ExpiredPlans) > 0 {
 		level.Info(s.logger).Log("msg", "plans expired", "count", len(res.ExpiredPlans))
+	}
+	if res.PlansRemoved > 0 || res.JournalRemoved > 0 {
+		s.metrics.recordsRemoved.WithLabelValues(removedPlan).Add(float64(res.PlansRemoved))
+		s.metrics.recordsRemoved.WithLabelValues(removedJournal).Add(float64(res.JournalRemoved))
+		level.Info(s.logger).Log("msg", "removed records past the retention", "retention", model.Duration(retention),
+			"plans", res.PlansRemoved, "approvals", res.ApprovalsRemoved, "journal_entries", res.JournalRemoved)
+	}
+	if len(res.ExpiredPlans) > 0 || res.PlansRemoved > 0 {
 		s.refreshPlanGauge(ctx)
 	}
 }

@@ -278,10 +278,18 @@ type SweepResult struct {
 	ExpiredPlans []string
 	// DedupeRemoved counts webhook dedupe keys past their expiry.
 	DedupeRemoved int
+	// PlansRemoved counts final plans older than the retention, deleted with their ApprovalsRemoved approvals.
+	PlansRemoved, ApprovalsRemoved int
+	// JournalRemoved counts final journal entries older than the retention.
+	JournalRemoved int
 }
 
-// Sweep expires open plans whose ExpiresAt is at or before now and drops expired webhook dedupe keys.
-func (s *Store) Sweep(ctx context.Context, now time.Time) (SweepResult, error) {
+// Sweep expires open plans whose ExpiresAt is at or before now, drops expired webhook dedupe keys, and applies
+// the retention: final plans last updated before now-retention are deleted with their approvals, and final
+// journal entries that ended before it. A record exactly at the cutoff is kept. Open plans and unfinished
+// journal entries are never deleted, whatever their age; retention ≤ 0 keeps every record. It is one
+// transaction: a crash leaves either everything or nothing of a sweep done.
+func (s *Store) Sweep(ctx context.Context, now time.Time, retention time.Duration) (SweepResult, error) {
 	var res SweepResult
 	err := s.update(ctx, "sweeping expired records", func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketPlans)
@@ -307,7 +315,17 @@ func (s *Store) Sweep(ctx context.Context, now time.Time) (SweepResult, error) {
 			}
 			res.ExpiredPlans = append(res.ExpiredPlans, rec.Plan.ID)
 		}
-		res.DedupeRemoved, err = sweepDedupe(tx.Bucket(bucketDedupe), now)
+		if res.DedupeRemoved, err = sweepDedupe(tx.Bucket(bucketDedupe), now); err != nil {
+			return err
+		}
+		if retention <= 0 {
+			return nil
+		}
+		cutoff := now.Add(-retention)
+		if res.PlansRemoved, res.ApprovalsRemoved, err = removeFinalPlans(tx, cutoff); err != nil {
+			return err
+		}
+		res.JournalRemoved, err = removeFinalMoves(tx, cutoff)
 		return err
 	})
 	slices.Sort(res.ExpiredPlans)
