@@ -204,7 +204,7 @@ func TestSweep(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	res, err := s.Sweep(ctx, t0.Add(time.Hour), 0)
+	res, err := s.Sweep(ctx, t0.Add(time.Hour), retention)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -217,7 +217,7 @@ func TestSweep(t *testing.T) {
 	if r, _ := s.Plan(ctx, "final"); r.State != PlanRejected {
 		t.Errorf("final plan changed to %s", r.State)
 	}
-	res, err = s.Sweep(ctx, t0.Add(time.Hour), 0)
+	res, err = s.Sweep(ctx, t0.Add(time.Hour), retention)
 	if err != nil || len(res.ExpiredPlans) != 0 || res.DedupeRemoved != 0 {
 		t.Errorf("second Sweep = %+v, %v; want nothing", res, err)
 	}
