@@ -43,6 +43,7 @@ func TestLoadValid(t *testing.T) {
 		{"blackout days", fmt.Sprint(r.PolicyGates.Blackouts[0].Days), "[Saturday]"},
 		{"selector", r.Prometheus.Selector["cluster"], "lab"},
 		{"plan ttl", r.Plans.TTL, 30 * time.Minute},
+		{"store retention", time.Duration(r.Store.Retention), 30 * 24 * time.Hour},
 		{"max body default", r.Web.MaxBodyBytes, int64(1 << 20)},
 		{"pve secret", string(r.PVETokenSecret), "pve-secret-value"},
 		{"api token", string(r.APIToken), "api-secret-value"},
@@ -123,6 +124,11 @@ func TestLoadInvalid(t *testing.T) {
 		{"invalid-plan-ttl.yml", "line 8: plans.ttl: 10s is shorter than 1m"},
 		{"invalid-prometheus-url.yml", `line 8: prometheus.url: "127.0.0.1:9090" is not an http(s) URL`},
 		{"invalid-pve-url.yml", `line 2: pve.url "ftp://pve": scheme must be https (or http for a simulator)`},
+		{"invalid-retention-failure-cooldown.yml", "line 10: store.retention: 30d is shorter than gates.failure_cooldown 1000h0m0s: the cooldown gates read the last attempt from the journal"},
+		{"invalid-retention-rollback-window.yml", "line 8: gates.rollback_window: 200h0m0s is outside [1h, 168h]\nline 10: store.retention: 8d is shorter than gates.rollback_window 200h0m0s: the rollback gate reads departures from the journal"},
+		{"invalid-retention-short.yml", "line 8: store.retention: 3d is shorter than 1w"},
+		{"invalid-retention-unit.yml", `line 8: store.retention: not a valid duration string: "90"`},
+		{"invalid-retention-zero.yml", "line 9: store.retention: 0s is shorter than 1w"},
 		{"invalid-rollback-window.yml", "line 8: gates.rollback_window: 200h0m0s is outside [1h, 168h]"},
 		{"invalid-threshold.yml", "line 9: placement.thresholds.cpu: 1.5 is outside [0.01, 0.99]"},
 		{"invalid-time-zone.yml", `line 11: gates.blackouts[0].time_zone: "Mars/Olympus" is not a known IANA time zone`},
@@ -194,7 +200,7 @@ func TestDocumentedExample(t *testing.T) {
 	}
 	def := Default()
 	if c.Gates.RollbackWindow != def.Gates.RollbackWindow || c.Gates.MaxMigrationsPerRun != def.Gates.MaxMigrationsPerRun ||
-		c.Mode != def.Mode || c.Plans != def.Plans || c.History.Horizon != def.History.Horizon || len(c.History.Windows) != 3 || c.Web != def.Web || c.Placement.Thresholds != def.Placement.Thresholds {
+		c.Mode != def.Mode || c.Plans != def.Plans || c.Store.Retention != def.Store.Retention || c.History.Horizon != def.History.Horizon || len(c.History.Windows) != 3 || c.Web != def.Web || c.Placement.Thresholds != def.Placement.Thresholds {
 		t.Errorf("the example claims to show defaults but differs:\n%s", c.Redacted())
 	}
 }
