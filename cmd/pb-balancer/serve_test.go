@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -242,4 +243,31 @@ func grepMetrics(exposition, sub string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// TestStoreRetentionReloadsLive: store.retention reaches the server's settings and a reload applies it; only
+// store.path needs a restart.
+func TestStoreRetentionReloadsLive(t *testing.T) {
+	base := config.Default()
+	cases := []struct {
+		name        string
+		change      func(*config.Config)
+		restartOnly []string
+	}{
+		{"retention", func(c *config.Config) { c.Store.Retention = config.Duration(14 * 24 * time.Hour) }, nil},
+		{"path", func(c *config.Config) { c.Store.Path = "/elsewhere/state.db" }, []string{"store.path"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			next := config.Default()
+			c.change(&next)
+			old, cur := &config.Resolved{Config: &base}, &config.Resolved{Config: &next}
+			if got := restartOnly(old, cur); !slices.Equal(got, c.restartOnly) {
+				t.Errorf("restartOnly = %v, want %v", got, c.restartOnly)
+			}
+			if got, want := serverSettings(cur).Retention, time.Duration(next.Store.Retention); got != want {
+				t.Errorf("server retention = %v, want %v", got, want)
+			}
+		})
+	}
 }
