@@ -35,13 +35,14 @@ const (
 	DefaultStorePath        = "pb-balancer.db"
 	DefaultPlanTTL          = time.Hour
 	DefaultRetention        = 90 * 24 * time.Hour
-	// MinRetention keeps a week of history whatever the gates need.
-	MinRetention = 7 * 24 * time.Hour
 	DefaultPlanningInterval = 15 * time.Minute
 	DefaultPVETokenEnv      = "PB_PVE_TOKEN_SECRET"
 	DefaultAPITokenEnv      = "PB_API_TOKEN"
 	DefaultWebhookTokenEnv  = "PB_WEBHOOK_TOKEN"
 )
+
+// MinRetention is the shortest store.retention: a week of plans and migrations stays whatever the gates need.
+const MinRetention = 7 * 24 * time.Hour
 
 // Config is the whole file.
 type Config struct {

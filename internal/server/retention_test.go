@@ -146,7 +146,7 @@ func TestRollbackGateAfterRetentionSweep(t *testing.T) {
 	ctx := context.Background()
 	for _, m := range []struct {
 		guest, src, dst string
-		ended            time.Time
+		ended           time.Time
 	}{
 		{"qemu/100", "pve2", "pve1", testNow.Add(-6 * day)},
 		{"qemu/101", "pve3", "pve1", testNow.Add(-30 * day)},
