@@ -63,6 +63,7 @@ func (t *task) end() time.Time { return t.start.Add(t.duration) }
 // A finished task may start another (an HA migration request starts the CRM's migration), so it repeats
 // until nothing is due.
 func (s *Simulator) settle(now time.Time) {
+	settled := false
 	for {
 		var due []*task
 		for _, t := range s.tasks {
@@ -71,8 +72,12 @@ func (s *Simulator) settle(now time.Time) {
 			}
 		}
 		if len(due) == 0 {
+			if settled {
+				s.forgetOldTasks()
+			}
 			return
 		}
+		settled = true
 		sort.SliceStable(due, func(i, j int) bool { return due[i].end().Before(due[j].end()) })
 		for _, t := range due {
 			t.done = true
@@ -87,6 +92,36 @@ func (s *Simulator) settle(now time.Time) {
 		}
 		s.changed()
 	}
+}
+
+// maxFinishedTasks bounds the finished tasks the simulator remembers, as PVE's task index is rotated: a demo
+// that runs for weeks must not grow without bound, nor slow down every call that settles tasks.
+const maxFinishedTasks = 5000
+
+// forgetOldTasks drops the oldest finished tasks beyond maxFinishedTasks; their status and log then answer as
+// for an unknown task. Callers hold s.mu.
+func (s *Simulator) forgetOldTasks() {
+	finished := 0
+	for _, t := range s.tasks {
+		if t.done {
+			finished++
+		}
+	}
+	drop := finished - maxFinishedTasks
+	if drop <= 0 {
+		return
+	}
+	kept := s.tasks[:0]
+	for _, t := range s.tasks { // in start order: the oldest go first
+		if drop > 0 && t.done {
+			delete(s.taskByUPID, t.upid)
+			drop--
+			continue
+		}
+		kept = append(kept, t)
+	}
+	clear(s.tasks[len(kept):])
+	s.tasks = kept
 }
 
 // started says whether t has begun by now; the CRM's tasks are planned a few seconds ahead.
