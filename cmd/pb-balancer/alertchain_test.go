@@ -141,7 +141,7 @@ scrape_configs:
 		Trigger string `json:"trigger"`
 		Plan    struct {
 			ID    string
-			Moves []struct{ Guest, Source, Target string }
+			Moves []plannedMove
 		} `json:"plan"`
 	}
 	var plan planRec
@@ -204,16 +204,7 @@ scrape_configs:
 		getJSON(t, base+"/api/v1/plans/"+plan.Plan.ID, "", &p)
 		return p.State == "executed" || p.State == "partially-executed"
 	})
-	for _, m := range plan.Plan.Moves {
-		if !started[m.Guest] {
-			continue
-		}
-		var vmid int
-		fmt.Sscanf(m.Guest[strings.Index(m.Guest, "/")+1:], "%d", &vmid)
-		if node, _, _ := sim.Sim.GuestNode(vmid); node != m.Target {
-			t.Errorf("%s is on %s, want %s", m.Guest, node, m.Target)
-		}
-	}
+	movesLanded(t, sim, plan.Plan.Moves, started)
 	for _, secret := range []string{"serve-api-token", "serve-webhook-token", sim.TokenSecret} {
 		if strings.Contains(logs.String(), secret) {
 			t.Error("a log line shows a secret")

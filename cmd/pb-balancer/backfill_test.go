@@ -246,7 +246,7 @@ type backfillPlan struct {
 	Trigger string `json:"trigger"`
 	Plan    struct {
 		ID    string
-		Moves []struct{ Guest, Source, Target string }
+		Moves []plannedMove
 		Notes []struct{ Reason, Message string }
 	} `json:"plan"`
 }
@@ -382,19 +382,7 @@ func TestServePlansFromBackfilledWeek(t *testing.T) {
 		getJSON(t, base+"/api/v1/plans/"+plan.Plan.ID, "", &p)
 		return p.State == "executed" || p.State == "partially-executed"
 	})
-	completed := 0
-	for _, m := range plan.Plan.Moves {
-		if !started[m.Guest] {
-			continue
-		}
-		var vmid int
-		fmt.Sscanf(m.Guest[strings.Index(m.Guest, "/")+1:], "%d", &vmid)
-		if node, _, _ := sim.Sim.GuestNode(vmid); node != m.Target {
-			t.Errorf("%s is on %s, want %s", m.Guest, node, m.Target)
-		} else {
-			completed++
-		}
-	}
+	completed := movesLanded(t, sim, plan.Plan.Moves, started)
 	if completed == 0 {
 		t.Fatalf("no migration completed: %+v", verdicts)
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/proxbalance/proxbalance/internal/promtest"
 	"github.com/proxbalance/proxbalance/internal/pvesim"
+	"github.com/proxbalance/proxbalance/internal/pvesim/pvesimtest"
 )
 
 // buildBinary compiles a command of this module into dir.
@@ -269,4 +270,27 @@ func TestKillDuringMigrationThenRestart(t *testing.T) {
 			}
 		}
 	}
+}
+
+// plannedMove is a move as GET /api/v1/plans/{id} shows it.
+type plannedMove struct{ Guest, Source, Target string }
+
+// movesLanded checks that the guest of every started move is on its target in the simulator and returns how
+// many are.
+func movesLanded(t *testing.T, sim *pvesimtest.Server, moves []plannedMove, started map[string]bool) int {
+	t.Helper()
+	landed := 0
+	for _, m := range moves {
+		if !started[m.Guest] {
+			continue
+		}
+		var vmid int
+		fmt.Sscanf(m.Guest[strings.Index(m.Guest, "/")+1:], "%d", &vmid)
+		if node, _, _ := sim.Sim.GuestNode(vmid); node != m.Target {
+			t.Errorf("%s is on %s, want %s", m.Guest, node, m.Target)
+		} else {
+			landed++
+		}
+	}
+	return landed
 }
