@@ -246,8 +246,8 @@ func representativeInventory() *pve.Inventory {
 		),
 		withReplication(pve.ReplicationJob{
 			ID: "100-0", Guest: 100, Source: "pve1", Target: "pve2",
-			LastSync: t0, NextSync: t0.Add(15 * time.Minute), Duration: 7500 * time.Millisecond, FailCount: 0,
-		}, pve.ReplicationJob{ID: "101-0", Guest: 101, Source: "pve2", Target: "pve1", FailCount: 2, Error: "no space"}),
+			LastSync: t0, LastTry: t0, NextSync: t0.Add(15 * time.Minute), Duration: 7500 * time.Millisecond, FailCount: 0,
+		}, pve.ReplicationJob{ID: "101-0", Guest: 101, GuestType: pve.TypeLXC, Source: "pve2", Target: "pve1", LastTry: t0.Add(-time.Hour), FailCount: 2, Error: "no space"}),
 		withNotBackedUp("qemu/102", "lxc/101"),
 	)
 }

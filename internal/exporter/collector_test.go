@@ -289,3 +289,24 @@ func TestSeriesWriterDropsFamilies(t *testing.T) {
 		t.Errorf("pve_guest_info series = %d, want %d", n, len(inv.Guests))
 	}
 }
+
+// The replication info names the guest by the type PVE's answer gives (vmtype), else by the inventory's guest,
+// else as a VM.
+func TestReplicationGuestLabel(t *testing.T) {
+	inv := inventory(withNodes(node("pve1")), withGuests(guest(101, ct())), withReplication(
+		pve.ReplicationJob{ID: "101-0", Guest: 101, Source: "pve1", Target: "pve2"},
+		pve.ReplicationJob{ID: "555-0", Guest: 555, GuestType: pve.TypeLXC, Source: "pve1", Target: "pve2"},
+		pve.ReplicationJob{ID: "556-0", Guest: 556, Source: "pve1", Target: "pve2"},
+	))
+	u := &updateOnce{c: replicationCollector{}, inv: inv}
+	want := `
+# HELP pve_replication_info Proxmox vm replication info
+# TYPE pve_replication_info gauge
+pve_replication_info{guest="lxc/101",id="101-0",source="node/pve1",target="node/pve2",type="local"} 1
+pve_replication_info{guest="lxc/555",id="555-0",source="node/pve1",target="node/pve2",type="local"} 1
+pve_replication_info{guest="qemu/556",id="556-0",source="node/pve1",target="node/pve2",type="local"} 1
+`
+	if err := testutil.CollectAndCompare(u, strings.NewReader(want), "pve_replication_info"); err != nil {
+		t.Error(err)
+	}
+}

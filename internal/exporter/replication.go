@@ -13,6 +13,8 @@ var (
 		"Proxmox vm replication duration", idLabel, nil)
 	replicationLastSyncDesc = prometheus.NewDesc("pve_replication_last_sync_timestamp_seconds",
 		"Proxmox vm replication last_sync", idLabel, nil)
+	replicationLastTryDesc = prometheus.NewDesc("pve_replication_last_try_timestamp_seconds",
+		"Proxmox vm replication last_try", idLabel, nil)
 	replicationNextSyncDesc = prometheus.NewDesc("pve_replication_next_sync_timestamp_seconds",
 		"Proxmox vm replication next_sync", idLabel, nil)
 	replicationFailedSyncsDesc = prometheus.NewDesc("pve_replication_failed_syncs",
@@ -36,7 +38,10 @@ func (replicationCollector) Update(inv *pve.Inventory, w *SeriesWriter) error {
 		if local != "" && j.Source != local {
 			continue
 		}
-		typ, ok := guestType[j.Guest]
+		typ, ok := j.GuestType, j.GuestType != ""
+		if !ok {
+			typ, ok = guestType[j.Guest]
+		}
 		if !ok {
 			// Replication exists for VMs and containers alike; a guest missing from the inventory is most
 			// likely a VM, the common case.
@@ -46,6 +51,9 @@ func (replicationCollector) Update(inv *pve.Inventory, w *SeriesWriter) error {
 		w.gauge(replicationDurationDesc, j.Duration.Seconds(), j.ID)
 		if !j.LastSync.IsZero() {
 			w.gauge(replicationLastSyncDesc, float64(j.LastSync.Unix()), j.ID)
+		}
+		if !j.LastTry.IsZero() {
+			w.gauge(replicationLastTryDesc, float64(j.LastTry.Unix()), j.ID)
 		}
 		if !j.NextSync.IsZero() {
 			w.gauge(replicationNextSyncDesc, float64(j.NextSync.Unix()), j.ID)

@@ -178,7 +178,8 @@ func TestDecodeNodeFixtures(t *testing.T) {
 		t.Fatal(err)
 	}
 	if len(jobs) != 2 || jobs[1].FailCount != 2 || jobs[1].Error == "" || jobs[0].Duration != 3517*time.Millisecond ||
-		jobs[0].Source != "node2" || jobs[0].Target != "node3" || jobs[0].LastSync.Unix() != 1721872800 {
+		jobs[0].Source != "node2" || jobs[0].Target != "node3" || jobs[0].LastSync.Unix() != 1721872800 ||
+		jobs[1].LastTry.Unix() != 1721872400 || jobs[1].GuestType != TypeQEMU {
 		t.Errorf("replication = %+v", jobs)
 	}
 }

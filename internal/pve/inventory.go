@@ -281,11 +281,15 @@ type Subscription struct {
 
 // ReplicationJob is one storage replication job as /nodes/{n}/replication reports it.
 type ReplicationJob struct {
-	ID        string // "100-0"
-	Guest     int
+	ID    string // "100-0"
+	Guest int
+	// GuestType is PVE's vmtype of the guest; "" when the answer did not say.
+	GuestType GuestType
 	Source    string
 	Target    string
+	// LastSync is the start of the last successful sync, LastTry of the last attempt; zero before the first.
 	LastSync  time.Time
+	LastTry   time.Time
 	NextSync  time.Time
 	Duration  time.Duration
 	FailCount int

@@ -297,7 +297,9 @@ type replicationEntry struct {
 	Guest     flexInt   `json:"guest"`
 	Source    string    `json:"source"`
 	Target    string    `json:"target"`
+	VMType    string    `json:"vmtype"`
 	LastSync  flexInt   `json:"last_sync"`
+	LastTry   flexInt   `json:"last_try"`
 	NextSync  flexInt   `json:"next_sync"`
 	Duration  flexFloat `json:"duration"`
 	FailCount flexInt   `json:"fail_count"`
@@ -317,8 +319,8 @@ func (c *Client) Replication(ctx context.Context, node string) ([]ReplicationJob
 			src = node
 		}
 		out = append(out, ReplicationJob{
-			ID: e.ID, Guest: int(e.Guest), Source: src, Target: e.Target,
-			LastSync: unixTime(e.LastSync), NextSync: unixTime(e.NextSync),
+			ID: e.ID, Guest: int(e.Guest), GuestType: GuestType(e.VMType), Source: src, Target: e.Target,
+			LastSync: unixTime(e.LastSync), LastTry: unixTime(e.LastTry), NextSync: unixTime(e.NextSync),
 			Duration:  time.Duration(float64(e.Duration) * float64(time.Second)),
 			FailCount: int(e.FailCount), Error: e.Error,
 		})
