@@ -110,7 +110,7 @@ func FuzzDecodeResources(f *testing.F) {
 	f.Add([]byte(`[{"type":"lxc","vmid":"106","node":"n","tags":"a;b","memhost":"5","template":"1","hastate":"started"}]`))
 	f.Add([]byte(`[{"type":"node","status":"online","maxcpu":"8","node":"n"}]`))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		var entries []resourceEntry
+		var entries resourceList
 		if err := json.Unmarshal(data, &entries); err != nil {
 			return
 		}
@@ -188,7 +188,7 @@ func TestResourcesNodeHAState(t *testing.T) {
 		{`{"type":"node","node":"pve1","status":"online"}`, ""},
 	}
 	for _, tt := range tests {
-		var entries []resourceEntry
+		var entries resourceList
 		if err := json.Unmarshal([]byte("["+tt.entry+"]"), &entries); err != nil {
 			t.Fatalf("%s: %v", tt.entry, err)
 		}

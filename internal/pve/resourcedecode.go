@@ -56,18 +56,6 @@ func readEntries(it *jsoniter.Iterator, use func(*resourceEntry)) {
 	})
 }
 
-// UnmarshalJSON decodes one resource entry; it is what the list reader does for each element.
-func (e *resourceEntry) UnmarshalJSON(b []byte) error {
-	it := jsoniter.ConfigDefault.BorrowIterator(b)
-	defer jsoniter.ConfigDefault.ReturnIterator(it)
-	*e = resourceEntry{}
-	e.readFrom(it)
-	if err := iterError(it); err != nil {
-		return fmt.Errorf("decoding resource entry: %w", err)
-	}
-	return nil
-}
-
 // iterError is the iterator's error, or an error for anything but whitespace after the value. io.EOF after
 // a complete value is not an error.
 func iterError(it *jsoniter.Iterator) error {

@@ -7,8 +7,9 @@ import (
 	"testing"
 )
 
-// reflectedEntry has resourceEntry's fields and tags but not its UnmarshalJSON: encoding/json decodes it by
-// reflection, the reference the streaming reader is compared with.
+// reflectedEntry is resourceEntry as encoding/json decodes it, by reflection over the struct tags: the reference
+// the streaming reader is compared with (a distinct type, so that a future UnmarshalJSON on resourceEntry cannot
+// turn the comparison into one of the reader with itself).
 type reflectedEntry resourceEntry
 
 func ptr[T any](v T) *T { return &v }
@@ -157,4 +158,14 @@ func plainKey(k string) bool {
 		}
 	}
 	return true
+}
+
+// splitResources is what ClusterResources makes of decoded entries.
+func splitResources(entries resourceList) *Resources {
+	r := &Resources{}
+	for i := range entries {
+		r.add(&entries[i])
+	}
+	r.sort()
+	return r
 }

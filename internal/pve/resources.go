@@ -92,15 +92,6 @@ func (s *resourceSizes) remember(r *Resources) {
 	s.nodes, s.guests, s.storages = len(r.Nodes), len(r.Guests), len(r.Storages)
 }
 
-func splitResources(entries resourceList) *Resources {
-	r := &Resources{}
-	for i := range entries {
-		r.add(&entries[i])
-	}
-	r.sort()
-	return r
-}
-
 // add converts an entry of a type Resources holds (node, qemu, lxc, storage) and appends it.
 func (r *Resources) add(e *resourceEntry) {
 	switch e.Type {
