@@ -245,12 +245,12 @@ func (c *Client) get(ctx context.Context, path string, v any) error {
 	return c.call(ctx, http.MethodGet, path, func(gp *proxmox.Client) error { return gp.Get(ctx, path, v) })
 }
 
-// getStreamed GETs path and reads the answer's "data" with read while the body arrives. It is for the large
-// answer of every round, /cluster/resources: go-proxmox's Req reads an answer whole, copies it for its debug
+// getIter GETs path and hands the answer's "data" to read, a json-iterator reader, in one pass over the body.
+// It is for the large answer of every round, /cluster/resources: go-proxmox's Req copies an answer for its debug
 // log and decodes it twice (an envelope map, then the data), which for 5,000 guests cost more than decoding the
-// entries. The request goes through the same http.Client, transport (typed errors, retries, metrics) and
-// session as go-proxmox's.
-func (c *Client) getStreamed(ctx context.Context, path string, read func(*jsoniter.Iterator)) error {
+// entries. The request goes through the same http.Client, transport (typed errors, retries, metrics, the body
+// read within the timeout) and session as go-proxmox's.
+func (c *Client) getIter(ctx context.Context, path string, read func(*jsoniter.Iterator)) error {
 	return c.call(ctx, http.MethodGet, path, func(gp *proxmox.Client) error {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+path, nil)
 		if err != nil {

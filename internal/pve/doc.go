@@ -1,8 +1,8 @@
 // Package pve is the one package that talks to the Proxmox VE API. It uses go-proxmox for transport,
 // authentication and writes, decodes with its own types where go-proxmox drops fields, and assembles the
 // Inventory snapshot that the rest of ProxBalance reads. One read bypasses go-proxmox's Req: the large
-// /cluster/resources answer of every round is decoded as it streams in (json-iterator), through the same
-// http.Client, transport and session, because go-proxmox reads an answer whole and decodes it twice.
+// /cluster/resources answer of every round is decoded in one pass (json-iterator) through the same http.Client,
+// transport and session, because go-proxmox decodes every answer twice.
 //
 // Every non-2xx answer is an *APIError (see IsUnauthorized, IsForbidden, IsNotFound, IsUnavailable); task exit
 // status "WARNINGS: N" counts as success (WaitTask). A Snapshotter keeps a steady-state refresh at

@@ -57,7 +57,7 @@ type Resources struct {
 // ClusterResources reads /cluster/resources.
 func (c *Client) ClusterResources(ctx context.Context) (*Resources, error) {
 	r := &Resources{}
-	err := c.getStreamed(ctx, "/cluster/resources", func(it *jsoniter.Iterator) {
+	err := c.getIter(ctx, "/cluster/resources", func(it *jsoniter.Iterator) {
 		*r = c.resourceSizes.make() // a repeated attempt starts over
 		readEntries(it, r.add)
 	})
