@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/proxbalance/proxbalance/internal/executor"
 	"github.com/proxbalance/proxbalance/internal/history"
 	"github.com/proxbalance/proxbalance/internal/placement"
 	"github.com/proxbalance/proxbalance/internal/policy"
@@ -499,6 +500,29 @@ func TestMigrationHistoryFormats(t *testing.T) {
 	}
 	if code, _ := h.do(t, http.MethodGet, "/api/v1/migrations?limit=-1", "", ""); code != http.StatusBadRequest {
 		t.Errorf("bad limit: %d", code)
+	}
+}
+
+// A move that does not succeed is named, with its reason, in the plan's state reason: a precheck refusal is
+// journaled nowhere else, since nothing was requested.
+func TestPlanStateNamesUnsuccessfulMoves(t *testing.T) {
+	h := newHarness(t, settings(policy.ModeManual))
+	h.exec.refuse = map[string]executor.Reason{"qemu/101": executor.ReasonGuestLocked}
+	h.planner.setMoves(placement.ActionRebalance, mv("qemu/100", "pve1", "pve2"), mv("qemu/101", "pve1", "pve3"))
+	rec, err := h.srv.makePlan(context.Background(), placement.Request{Action: placement.ActionRebalance, Trigger: "api"}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, _ := approve(t, h, rec.ID(), ""); code != http.StatusAccepted {
+		t.Fatalf("approve: %d", code)
+	}
+	cur, err := h.store.Plan(context.Background(), rec.ID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "1 of 2 chosen moves succeeded; qemu/101 pve1 → pve3: refused (guest_locked)"
+	if cur.State != store.PlanPartiallyExecuted || cur.StateReason != want {
+		t.Errorf("plan %s (%q), want %s (%q)", cur.State, cur.StateReason, store.PlanPartiallyExecuted, want)
 	}
 }
 

@@ -103,6 +103,8 @@ type fakeExecutor struct {
 	maxConcurrent int
 	// gate, when set, holds every Execute until it is closed (a long migration).
 	gate chan struct{}
+	// refuse makes the precheck refuse the moves of these guests, for the reason given.
+	refuse map[string]executor.Reason
 }
 
 func (f *fakeExecutor) Execute(_ context.Context, req executor.Request) executor.Result {
@@ -114,6 +116,9 @@ func (f *fakeExecutor) Execute(_ context.Context, req executor.Request) executor
 	if f.dryRun || req.DryRun {
 		f.dry = append(f.dry, req)
 		return executor.Result{Request: req, Outcome: executor.OutcomeDryRun}
+	}
+	if reason, ok := f.refuse[req.Move.Guest]; ok {
+		return executor.Result{Request: req, Outcome: executor.OutcomeRefused, Reason: reason}
 	}
 	f.reqs = append(f.reqs, req)
 	return executor.Result{Request: req, Outcome: executor.OutcomeSucceeded}

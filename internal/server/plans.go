@@ -412,6 +412,9 @@ func (s *Server) runMoves(ctx context.Context, planID string, reqs []executor.Re
 	}
 	defer done()
 	ok, dry := 0, 0
+	// unsuccessful says, for the plan's record, which moves did not succeed and why: a refusal by the
+	// precheck is journaled nowhere else (nothing was requested).
+	var unsuccessful []string
 	for _, req := range reqs {
 		res := s.exec.Execute(ctx, req)
 		s.metrics.moves.WithLabelValues(string(res.Outcome)).Inc()
@@ -420,6 +423,8 @@ func (s *Server) runMoves(ctx context.Context, planID string, reqs []executor.Re
 			ok++
 		case executor.OutcomeDryRun:
 			dry++
+		default:
+			unsuccessful = append(unsuccessful, moveOutcome(req.Move, res))
 		}
 		level.Info(s.logger).Log("msg", "move ended", "plan", planID, "guest", req.Move.Guest, "target", req.Move.Target,
 			"outcome", res.Outcome, "reason", res.Reason, "upid", res.UPID, "err", res.Err)
@@ -432,7 +437,11 @@ func (s *Server) runMoves(ctx context.Context, planID string, reqs []executor.Re
 	if ok < chosen {
 		to = store.PlanPartiallyExecuted
 	}
-	rec, err := s.store.TransitionPlan(ctx, planID, to, fmt.Sprintf("%d of %d chosen moves succeeded", ok, chosen))
+	reason := fmt.Sprintf("%d of %d chosen moves succeeded", ok, chosen)
+	if len(unsuccessful) > 0 {
+		reason += "; " + strings.Join(unsuccessful, "; ")
+	}
+	rec, err := s.store.TransitionPlan(ctx, planID, to, reason)
 	if err != nil {
 		level.Warn(s.logger).Log("msg", "settling plan state", "plan", planID, "err", err)
 	}
@@ -441,6 +450,15 @@ func (s *Server) runMoves(ctx context.Context, planID string, reqs []executor.Re
 	if err == nil && to == store.PlanExecuted {
 		s.measureGain(ctx, rec)
 	}
+}
+
+// moveOutcome describes a move that did not succeed: "qemu/101 pve1 → pve2: refused (guest_locked)".
+func moveOutcome(m placement.Move, res executor.Result) string {
+	out := fmt.Sprintf("%s %s → %s: %s", m.Guest, m.Source, m.Target, res.Outcome)
+	if res.Reason != executor.ReasonNone {
+		out += " (" + string(res.Reason) + ")"
+	}
+	return out
 }
 
 // measureGain compares, once the moves have settled into the load averages, the hottest node's score the
