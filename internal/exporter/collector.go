@@ -152,8 +152,9 @@ type scrapeParts struct {
 }
 
 // writeText renders the scrape into an exposition.
-func (s scrapeParts) writeText(e *textExposition) {
-	w := &SeriesWriter{text: e, drop: s.drop}
+func (s scrapeParts) writeText(e *textExposition) { s.write(&SeriesWriter{text: e, drop: s.drop}) }
+
+func (s scrapeParts) write(w *SeriesWriter) {
 	for _, p := range s.parts {
 		p.write(w)
 	}
@@ -163,12 +164,7 @@ func (s scrapeParts) writeText(e *textExposition) {
 func (s scrapeParts) Describe(chan<- *prometheus.Desc) {}
 
 // Collect makes a scrape a prometheus.Collector, for the registry of the debug view and tests.
-func (s scrapeParts) Collect(ch chan<- prometheus.Metric) {
-	w := &SeriesWriter{ch: ch, drop: s.drop}
-	for _, p := range s.parts {
-		p.write(w)
-	}
-}
+func (s scrapeParts) Collect(ch chan<- prometheus.Metric) { s.write(&SeriesWriter{ch: ch, drop: s.drop}) }
 
 // errPartial is the error a collector returns when the inventory lacks some of the data it converts.
 var errPartial = errors.New("inventory is partial")
