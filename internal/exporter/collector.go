@@ -164,7 +164,9 @@ func (s scrapeParts) write(w *SeriesWriter) {
 func (s scrapeParts) Describe(chan<- *prometheus.Desc) {}
 
 // Collect makes a scrape a prometheus.Collector, for the registry of the debug view and tests.
-func (s scrapeParts) Collect(ch chan<- prometheus.Metric) { s.write(&SeriesWriter{ch: ch, drop: s.drop}) }
+func (s scrapeParts) Collect(ch chan<- prometheus.Metric) {
+	s.write(&SeriesWriter{ch: ch, drop: s.drop})
+}
 
 // errPartial is the error a collector returns when the inventory lacks some of the data it converts.
 var errPartial = errors.New("inventory is partial")
