@@ -510,9 +510,9 @@ func (s *Snapshotter) round(ctx context.Context, fresh Part) (*Inventory, error)
 // roundPlan lists what a round reads besides resources and node statuses, and receives the results.
 type roundPlan struct {
 	clusterStatus, version, ha, tasks, backup, qdevice bool
-	storage, subscription, replication        []string // nodes
-	pressure, guestPressure                   []string
-	configs                                   []*Guest
+	storage, subscription, replication                 []string // nodes
+	pressure, guestPressure                            []string
+	configs                                            []*Guest
 
 	// results
 	clusterStatusVal cached[*ClusterStatus]
