@@ -99,9 +99,6 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	}
 	for name := range exporter.CompatFamilyGroups() {
 		help := "prometheus-pve-exporter's collector of the same name: --no-collector." + name + " removes its families."
-		if name == "qdevice" {
-			help = "Accepted for compatibility; QDevice state is not exported."
-		}
 		o.compatGroups[name] = toggle(fs, name, true, help)
 	}
 	// prometheus-pve-exporter's opt-in self metrics: always on here (/metrics), accepted so command lines keep working.

@@ -33,13 +33,14 @@ func TestParseFlagsCollectorToggles(t *testing.T) {
 		wantOff     []string
 		wantDropped int
 	}{
-		{"defaults", nil, []string{"cluster", "node", "guest", "config", "subscription"}, nil, 0},
+		{"defaults", nil, []string{"cluster", "node", "guest", "config", "subscription", "qdevice"}, nil, 0},
+		{"python style qdevice off", []string{"--no-collector.qdevice"}, []string{"cluster"}, []string{"qdevice"}, 0},
 		{"python style off", []string{"--no-collector.config", "--no-collector.replication"}, []string{"guest"}, []string{"config", "replication"}, 0},
 		{"last wins", []string{"--no-collector.guest", "--collector.guest"}, []string{"guest"}, nil, 0},
 		{"explicit false", []string{"--collector.placement=false"}, nil, []string{"placement"}, 0},
 		{"compat status group", []string{"--no-collector.status"}, []string{"guest"}, nil, 1},
 		{"compat resources group", []string{"--no-collector.resources", "--no-collector.version"}, nil, nil, 21},
-		{"accepted no-ops", []string{"--collector.pve-api-metrics", "--no-collector.qdevice"}, nil, nil, 0},
+		{"accepted no-ops", []string{"--collector.pve-api-metrics", "--no-collector.target-metrics"}, nil, nil, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

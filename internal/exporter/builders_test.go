@@ -63,6 +63,10 @@ func withNotBackedUp(ids ...string) func(*pve.Inventory) {
 	return func(inv *pve.Inventory) { inv.NotBackedUp = append(inv.NotBackedUp, ids...) }
 }
 
+func withQDevice(q pve.QDevice) func(*pve.Inventory) {
+	return func(inv *pve.Inventory) { inv.QDevice = &q }
+}
+
 func withPartial(endpoint, node, msg string) func(*pve.Inventory) {
 	return func(inv *pve.Inventory) {
 		inv.Partial = append(inv.Partial, pve.FetchError{Endpoint: endpoint, Node: node, Err: errors.New(msg)})
@@ -206,7 +210,7 @@ func task(typ, nodeName, id string, start, dur time.Duration, status string) pve
 }
 
 // representativeInventory is a three-node cluster with one node offline, VMs and containers in every state the
-// collectors distinguish, local and shared storage, HA, tasks, replication and subscriptions.
+// collectors distinguish, local and shared storage, HA, tasks, replication, subscriptions and a connected QDevice.
 func representativeInventory() *pve.Inventory {
 	return inventory(
 		withCluster("pvec", true, 3, 7),
@@ -249,5 +253,7 @@ func representativeInventory() *pve.Inventory {
 			LastSync: t0, LastTry: t0, NextSync: t0.Add(15 * time.Minute), Duration: 7500 * time.Millisecond, FailCount: 0,
 		}, pve.ReplicationJob{ID: "101-0", Guest: 101, GuestType: pve.TypeLXC, Source: "pve2", Target: "pve1", LastTry: t0.Add(-time.Hour), FailCount: 2, Error: "no space"}),
 		withNotBackedUp("qemu/102", "lxc/101"),
+		withQDevice(pve.QDevice{Model: "Net", Algorithm: "Fifty-Fifty split", QNetdHost: "10.0.0.9:5403",
+			TieBreaker: "Node with lowest node ID", State: "Connected"}),
 	)
 }

@@ -52,8 +52,8 @@ type CollectorSpec struct {
 }
 
 // Collectors lists every collector, in the order they are documented. The names that
-// prometheus-pve-exporter also has (node, cluster, backup-info, config, replication, subscription) keep its
-// flag names; see CompatFamilyGroups for status, version and resources.
+// prometheus-pve-exporter also has (node, cluster, backup-info, qdevice, config, replication, subscription) keep
+// its flag names; see CompatFamilyGroups for status, version and resources.
 func Collectors() []CollectorSpec {
 	return []CollectorSpec{
 		{Name: "cluster", Help: "Exposes PVE cluster info, quorum and version", Scope: ScopeCluster, Default: true, New: func() Collector { return clusterCollector{} }},
@@ -63,6 +63,7 @@ func Collectors() []CollectorSpec {
 		{Name: "placement", Help: "Exposes what pins guests to nodes: tags, local devices, bind mounts, storages, HA", Scope: ScopeCluster, Default: true, New: func() Collector { return placementCollector{} }},
 		{Name: "tasks", Help: "Exposes running and last guest migrations from the cluster task list", Scope: ScopeCluster, Default: true, New: func() Collector { return tasksCollector{} }},
 		{Name: "backup-info", Help: "Exposes information about guests which are not covered by any backup job", Scope: ScopeCluster, Default: true, New: func() Collector { return backupInfoCollector{} }},
+		{Name: "qdevice", Help: "Exposes PVE QDevice status and info", Scope: ScopeCluster, Default: true, New: func() Collector { return qdeviceCollector{} }},
 		{Name: "config", Help: "Exposes PVE onboot status", Scope: ScopeNode, Default: true, New: func() Collector { return configCollector{} }},
 		{Name: "replication", Help: "Exposes PVE replication info", Scope: ScopeNode, Default: true, New: func() Collector { return replicationCollector{} }},
 		{Name: "subscription", Help: "Exposes PVE subscription info", Scope: ScopeNode, Default: true, New: func() Collector { return subscriptionCollector{} }},

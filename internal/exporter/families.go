@@ -30,7 +30,8 @@ var (
 
 // CompatFamilyGroups maps prometheus-pve-exporter collector flags whose granularity differs from ours to the
 // families they toggle, so that --no-collector.status, --no-collector.version and --no-collector.resources keep
-// removing what they removed there. qdevice maps to nothing: the inventory carries no QDevice state.
+// removing what they removed there. Its qdevice flag is not here: the qdevice collector has the same name and
+// families (Collectors), so --[no-]collector.qdevice is that collector's own flag.
 func CompatFamilyGroups() map[string][]*prometheus.Desc {
 	return map[string][]*prometheus.Desc{
 		"status":  {upDesc},
@@ -41,6 +42,5 @@ func CompatFamilyGroups() map[string][]*prometheus.Desc {
 			netOutDesc, netInDesc, diskWrittenDesc, diskReadDesc, haStateDesc, lockStateDesc, guestInfoDesc,
 			storageInfoDesc,
 		},
-		"qdevice": nil,
 	}
 }

@@ -404,6 +404,8 @@ var compatFamilies = []struct {
 	{"pve_onboot_status", dto.MetricType_GAUGE, []string{"id", "node", "type"}},
 	{"pve_not_backed_up_total", dto.MetricType_GAUGE, []string{"id"}},
 	{"pve_not_backed_up_info", dto.MetricType_GAUGE, []string{"id"}},
+	{"pve_qdevice_up", dto.MetricType_GAUGE, []string{"id"}},
+	{"pve_qdevice_info", dto.MetricType_GAUGE, []string{"id", "model", "algorithm", "qnetd_host", "tie_breaker", "state"}},
 	{"pve_replication_info", dto.MetricType_GAUGE, []string{"id", "type", "source", "target", "guest"}},
 	{"pve_replication_duration_seconds", dto.MetricType_GAUGE, []string{"id"}},
 	{"pve_replication_last_sync_timestamp_seconds", dto.MetricType_GAUGE, []string{"id"}},

@@ -565,3 +565,51 @@ func TestRetryDelay(t *testing.T) {
 		}
 	}
 }
+
+// TestQDevice reads /cluster/config/qdevice as PVE answers it (pve-cluster src/PVE/API2/ClusterConfig.pm): the
+// kept "status verbose" keys when a QDevice is configured, {} when there is none (and on a standalone node),
+// and an *APIError for a non-2xx answer, which the Snapshotter records in Inventory.Partial.
+func TestQDevice(t *testing.T) {
+	tests := []struct {
+		name    string
+		status  int
+		body    string
+		want    *QDevice
+		wantErr func(error) bool
+	}{
+		{name: "connected", status: 200, body: qdeviceBody, want: &QDevice{
+			Model: "Net", Algorithm: "Fifty-Fifty split", QNetdHost: "10.0.0.9:5403",
+			TieBreaker: "Node with lowest node ID", State: "Connected",
+		}},
+		{name: "connect failed, keys missing", status: 200,
+			body: `{"data":{"Model":"Net","State":"Connect failed","Echo reply":"Disabled"}}`,
+			want: &QDevice{Model: "Net", State: "Connect failed"}},
+		{name: "only keys the exporter does not use", status: 200, body: `{"data":{"Echo reply":"Enabled"}}`, want: &QDevice{}},
+		{name: "none configured", status: 200, body: `{"data":{}}`},
+		{name: "null data", status: 200, body: `{"data":null}`},
+		{name: "forbidden", status: 403, body: `{"data":null,"message":"Permission check failed (/, Sys.Audit)\n"}`, wantErr: IsForbidden},
+		{name: "not implemented", status: 501, body: `{"data":null,"message":"Method 'GET /cluster/config/qdevice' not implemented\n"}`, wantErr: IsNotImplemented},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFakePVE(t)
+			f.set("GET", "/cluster/config/qdevice", tt.status, tt.body)
+			got, err := f.client().QDevice(testContext(t))
+			if tt.wantErr != nil {
+				if got != nil || !tt.wantErr(err) {
+					t.Fatalf("got %+v, %v; want a classified error", got, err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("got %+v, want %+v", got, tt.want)
+			}
+			if got != nil && got.Connected() != (got.State == "Connected") {
+				t.Errorf("Connected() = %t for state %q", got.Connected(), got.State)
+			}
+		})
+	}
+}

@@ -2,6 +2,8 @@ package pve
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"sort"
 	"strconv"
 	"strings"
@@ -260,4 +262,51 @@ func (c *Client) NotBackedUp(ctx context.Context) ([]string, error) {
 	}
 	sort.Strings(out)
 	return out, nil
+}
+
+// QDevice is the corosync QDevice as the node that answered the API call sees it (/cluster/config/qdevice).
+type QDevice struct {
+	Model      string // "Net"
+	Algorithm  string // "Fifty-Fifty split", "LMS", ...
+	QNetdHost  string // "10.0.0.9:5403"
+	TieBreaker string // "Node with lowest node ID"
+	State      string // "Connected", "Connect failed", "Waiting for init reply", ...
+}
+
+// Connected reports whether the QDevice is connected to its QNetd server, the one State that lends its vote.
+func (q QDevice) Connected() bool { return q.State == "Connected" }
+
+// QDevice reads /cluster/config/qdevice and returns nil when no QDevice is configured.
+//
+// What PVE answers, verified in pve-cluster src/PVE/API2/ClusterConfig.pm (method "status", path 'qdevice',
+// "Get QDevice status", Sys.Audit on /): {} when the socket /var/run/corosync-qdevice/corosync-qdevice.sock
+// does not exist, which is the case without a QDevice and on a standalone node (the handler does not look at
+// the cluster config at all); otherwise it sends "status verbose" to that socket and returns the "Key: value"
+// lines whose key is one of Algorithm, Echo reply, Last poll call, Model, QNetd host, State, Tie-breaker, every
+// value a string. Any key may be missing (corosync-qdevice prints what it knows), so each is optional here; an
+// object without keys means "none", as prometheus-pve-exporter's QDeviceCollector reads it.
+func (c *Client) QDevice(ctx context.Context) (*QDevice, error) {
+	var answer map[string]json.RawMessage
+	if err := c.get(ctx, "/cluster/config/qdevice", &answer); err != nil {
+		return nil, err
+	}
+	if len(answer) == 0 {
+		return nil, nil
+	}
+	var q QDevice
+	for key, dst := range map[string]*string{
+		"Model": &q.Model, "Algorithm": &q.Algorithm, "QNetd host": &q.QNetdHost, "Tie-breaker": &q.TieBreaker,
+		"State": &q.State,
+	} {
+		raw, ok := answer[key]
+		if !ok {
+			continue
+		}
+		var v flexString
+		if err := json.Unmarshal(raw, &v); err != nil {
+			return nil, fmt.Errorf("reading /cluster/config/qdevice %q: %w", key, err)
+		}
+		*dst = string(v)
+	}
+	return &q, nil
 }

@@ -137,6 +137,7 @@ func newStandardFakePVE(t testing.TB) *fakePVE {
 	f.set("GET", "/nodes/node2/qemu", 200, node2QemuListBody)
 	f.set("GET", "/nodes/node2/replication", 200, replicationBody)
 	f.set("GET", "/cluster/backup-info/not-backed-up", 200, notBackedUpBody)
+	f.set("GET", "/cluster/config/qdevice", 200, qdeviceBody)
 	for _, g := range []string{"node2/qemu/100", "node1/qemu/101", "node1/qemu/102", "node1/qemu/200"} {
 		f.setFixture("GET", "/nodes/"+g+"/config", "qemu_config.json")
 	}
@@ -146,13 +147,15 @@ func newStandardFakePVE(t testing.TB) *fakePVE {
 // Bodies for endpoints without a fixture, shaped after PVE's code: pve-manager PVE/API2/Subscription.pm (read
 // of the subscription info: status lower-case since PVE 7, level, nextduedate as YYYY-MM-DD),
 // PVE/API2/Replication.pm status (job state per id, last_sync/next_sync epochs, duration in seconds as a float,
-// fail_count, error), PVE/API2/BackupInfo.pm not_backed_up (vmid, name, type).
+// fail_count, error), PVE/API2/BackupInfo.pm not_backed_up (vmid, name, type), pve-cluster
+// src/PVE/API2/ClusterConfig.pm qdevice status (the "status verbose" lines of corosync-qdevice it keeps, strings).
 const (
 	subscriptionBody = `{"data":{"status":"active","level":"c","key":"pve4c-0123456789","productname":"Proxmox VE Community Subscription 4 CPUs/year","nextduedate":"2027-03-01","sockets":4,"checktime":1721870000}}`
 	replicationBody  = `{"data":[{"id":"100-0","jobnum":0,"guest":100,"type":"local","target":"node3","vmtype":"qemu","schedule":"*/15","source":"node2","last_sync":1721872800,"last_try":1721872800,"next_sync":1721873700,"duration":3.517,"fail_count":0},{"id":"100-1","jobnum":1,"guest":100,"type":"local","target":"node4","vmtype":"qemu","schedule":"*/15","source":"node2","last_sync":1721871900,"last_try":1721872400,"next_sync":1721873000,"duration":0.8,"fail_count":2,"error":"command 'zfs snapshot …' failed: exit code 1"}]}`
 	// qemu-server's vmlist as PVE 9 sends it for a running VM: PSI as numbers (percentages).
 	node2QemuListBody = `{"data":[{"vmid":100,"status":"running","name":"vm100","cpus":2,"maxmem":2147483648,"mem":1073741824,"memhost":1100000000,"pressurecpusome":1.5,"pressurecpufull":0.5,"pressureiosome":0,"pressureiofull":0,"pressurememorysome":0.25,"pressurememoryfull":0}]}`
 	notBackedUpBody   = `{"data":[{"vmid":200,"name":"VM 200","type":"qemu"},{"vmid":102,"name":"machine-test","type":"qemu"}]}`
+	qdeviceBody       = `{"data":{"Algorithm":"Fifty-Fifty split","Echo reply":"Enabled","Last poll call":"2024-07-25 03:59:50 (385212)","Model":"Net","QNetd host":"10.0.0.9:5403","State":"Connected","Tie-breaker":"Node with lowest node ID"}}`
 )
 
 func (f *fakePVE) set(method, path string, status int, body string) {

@@ -21,6 +21,9 @@ type Inventory struct {
 	Replication []ReplicationJob
 	// NotBackedUp lists guest ids ("qemu/100") that no backup job covers (/cluster/backup-info/not-backed-up).
 	NotBackedUp []string
+	// QDevice is the corosync QDevice (/cluster/config/qdevice); nil when none is configured, on a standalone
+	// node, or when it was not read (see Partial).
+	QDevice *QDevice
 	// Partial lists what could not be fetched (a node offline, 403 on one node, a timeout). An Inventory with
 	// Partial entries is still usable for what it does contain; consumers decide whether that is enough.
 	Partial []FetchError

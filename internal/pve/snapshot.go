@@ -27,11 +27,12 @@ const (
 	PartBackup                         // /cluster/backup-info/not-backed-up
 	PartNodePressure                   // /nodes/{node}/rrddata (PSI; PVE 9)
 	PartGuestPressure                  // /nodes/{node}/qemu + /nodes/{node}/lxc (guest PSI; PVE 9)
+	PartQDevice                        // /cluster/config/qdevice
 
 	// DefaultParts is everything except the pressure parts, which cost one (node) and two (guests) more calls
 	// per node and TTL. Both are skipped once /version says the cluster runs PVE 8 or older, which has no PSI.
 	DefaultParts = PartClusterStatus | PartVersion | PartHA | PartTasks | PartStorage | PartConfigs |
-		PartSubscription | PartReplication | PartBackup
+		PartSubscription | PartReplication | PartBackup | PartQDevice
 	AllParts = DefaultParts | PartNodePressure | PartGuestPressure
 )
 
@@ -42,7 +43,7 @@ var partNames = []struct {
 	{PartClusterStatus, "cluster-status"}, {PartVersion, "version"}, {PartHA, "ha"}, {PartTasks, "tasks"},
 	{PartStorage, "storage"}, {PartConfigs, "configs"}, {PartSubscription, "subscription"},
 	{PartReplication, "replication"}, {PartBackup, "backup"}, {PartNodePressure, "node-pressure"},
-	{PartGuestPressure, "guest-pressure"},
+	{PartGuestPressure, "guest-pressure"}, {PartQDevice, "qdevice"},
 }
 
 func (p Part) String() string {
@@ -90,10 +91,13 @@ type TTLs struct {
 	Backup        time.Duration
 	NodePressure  time.Duration
 	GuestPressure time.Duration
+	QDevice       time.Duration
 }
 
 // DefaultTTLs suit a 15-30s scrape interval: quorum and tasks stay within a scrape or two of the truth (a
-// balancer that acts on them asks for them fresh), configs and storage definitions change rarely.
+// balancer that acts on them asks for them fresh), configs and storage definitions change rarely. The QDevice's
+// state is a quorum signal too (a lost QDevice costs a two-node cluster its tie-breaking vote), so it is read
+// as often as the cluster status: one cheap call per 30s.
 func DefaultTTLs() TTLs {
 	return TTLs{
 		ClusterStatus: 30 * time.Second,
@@ -107,6 +111,7 @@ func DefaultTTLs() TTLs {
 		Backup:        time.Hour,
 		NodePressure:  time.Minute,
 		GuestPressure: time.Minute,
+		QDevice:       30 * time.Second,
 	}
 }
 
@@ -132,6 +137,8 @@ func (t TTLs) of(p Part) time.Duration {
 		return t.Backup
 	case PartGuestPressure:
 		return t.GuestPressure
+	case PartQDevice:
+		return t.QDevice
 	default:
 		return t.NodePressure
 	}
@@ -195,7 +202,7 @@ func NewSnapshotter(c *Client, cfg SnapshotterConfig) *Snapshotter {
 		{&t.ClusterStatus, def.ClusterStatus}, {&t.Version, def.Version}, {&t.HA, def.HA}, {&t.Tasks, def.Tasks},
 		{&t.Storage, def.Storage}, {&t.Configs, def.Configs}, {&t.Subscription, def.Subscription},
 		{&t.Replication, def.Replication}, {&t.Backup, def.Backup}, {&t.NodePressure, def.NodePressure},
-		{&t.GuestPressure, def.GuestPressure},
+		{&t.GuestPressure, def.GuestPressure}, {&t.QDevice, def.QDevice},
 	} {
 		if *f.v == 0 {
 			*f.v = f.d
@@ -318,6 +325,7 @@ type cacheState struct {
 	ha            cached[HAStatus]
 	tasks         cached[[]Task]
 	backup        cached[[]string]
+	qdevice       cached[*QDevice] // ok with a nil value: read, none configured
 	nodes         map[string]*nodeCache
 	configs       map[string]*configEntry
 }
@@ -501,10 +509,10 @@ func (s *Snapshotter) round(ctx context.Context, fresh Part) (*Inventory, error)
 
 // roundPlan lists what a round reads besides resources and node statuses, and receives the results.
 type roundPlan struct {
-	clusterStatus, version, ha, tasks, backup bool
-	storage, subscription, replication        []string // nodes
-	pressure, guestPressure                   []string
-	configs                                   []*Guest
+	clusterStatus, version, ha, tasks, backup, qdevice bool
+	storage, subscription, replication                 []string // nodes
+	pressure, guestPressure                            []string
+	configs                                            []*Guest
 
 	// results
 	clusterStatusVal cached[*ClusterStatus]
@@ -512,6 +520,7 @@ type roundPlan struct {
 	haVal            *HAStatus
 	tasksVal         cached[[]Task]
 	backupVal        cached[[]string]
+	qdeviceVal       cached[*QDevice]
 	storageVal       map[string][]Storage
 	subscriptionVal  map[string]*Subscription
 	replicationVal   map[string][]ReplicationJob
@@ -530,6 +539,7 @@ func (s *Snapshotter) plan(res *Resources, online []string, fresh Part, now time
 		ha:              s.due(PartHA, fresh, c.ha.at, c.ha.ok, now),
 		tasks:           s.due(PartTasks, fresh, c.tasks.at, c.tasks.ok, now),
 		backup:          s.due(PartBackup, fresh, c.backup.at, c.backup.ok, now),
+		qdevice:         s.due(PartQDevice, fresh, c.qdevice.at, c.qdevice.ok, now),
 		storageVal:      map[string][]Storage{},
 		subscriptionVal: map[string]*Subscription{},
 		replicationVal:  map[string][]ReplicationJob{},
@@ -610,6 +620,7 @@ func (s *Snapshotter) fetchParts(ctx context.Context, f *fetcher, p *roundPlan) 
 	}
 	clusterPart(ctx, f, p.tasks, "/cluster/tasks", c.Tasks, &p.tasksVal)
 	clusterPart(ctx, f, p.backup, "/cluster/backup-info/not-backed-up", c.NotBackedUp, &p.backupVal)
+	clusterPart(ctx, f, p.qdevice, "/cluster/config/qdevice", c.QDevice, &p.qdeviceVal)
 	perNode(ctx, f, p, p.storage, "/storage", c.NodeStorage, p.storageVal)
 	perNode(ctx, f, p, p.subscription, "/subscription", c.Subscription, p.subscriptionVal)
 	perNode(ctx, f, p, p.replication, "/replication", c.Replication, p.replicationVal)
@@ -706,6 +717,9 @@ func (s *Snapshotter) store(p *roundPlan, at time.Time, f *fetcher) {
 	if p.backupVal.ok {
 		c.backup.set(p.backupVal.val, at)
 	}
+	if p.qdeviceVal.ok {
+		c.qdevice.set(p.qdeviceVal.val, at)
+	}
 	for node, v := range p.storageVal {
 		s.node(node).storage.set(v, at)
 	}
@@ -749,6 +763,8 @@ func (s *Snapshotter) hasCached(fe *FetchError) bool {
 		return c.tasks.ok
 	case fe.Endpoint == "/cluster/backup-info/not-backed-up":
 		return c.backup.ok
+	case fe.Endpoint == "/cluster/config/qdevice":
+		return c.qdevice.ok
 	}
 	nc := c.nodes[fe.Node]
 	if nc == nil {
@@ -868,6 +884,9 @@ func (s *Snapshotter) assemble(res *Resources, online []string, statuses []*Node
 	}
 	if c.backup.ok {
 		inv.NotBackedUp = c.backup.val
+	}
+	if c.qdevice.ok {
+		inv.QDevice = c.qdevice.val
 	}
 	names := make([]string, 0, len(c.nodes))
 	for name := range c.nodes {

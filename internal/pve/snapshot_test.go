@@ -102,6 +102,9 @@ func TestInventoryAssemblesEveryPart(t *testing.T) {
 	if len(inv.Tasks) != 4 || len(inv.Replication) != 2 || !reflect.DeepEqual(inv.NotBackedUp, []string{"qemu/102", "qemu/200"}) {
 		t.Errorf("tasks %d, replication %d, not backed up %v", len(inv.Tasks), len(inv.Replication), inv.NotBackedUp)
 	}
+	if q := inv.QDevice; q == nil || q.State != "Connected" || q.QNetdHost != "10.0.0.9:5403" {
+		t.Errorf("QDevice = %+v", inv.QDevice)
+	}
 	if inv.FetchedAt.IsZero() {
 		t.Error("FetchedAt not set")
 	}
@@ -160,10 +163,11 @@ func TestSnapshotterSteadyStateCost(t *testing.T) {
 	if _, err := s.Inventory(ctx, InventoryOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	// 1 resources + 4 statuses + cluster status, version, 2 HA, tasks, backup + 4×(storage, subscription,
-	// replication) + 4 configs.
-	if n := f.total(); n != 1+4+6+12+4 {
-		t.Errorf("first round made %d calls, want 27", n)
+	// 1 resources + 4 statuses + cluster status, version, 2 HA, tasks, backup, qdevice + 4×(storage,
+	// subscription, replication) + 4 configs. The QDevice part added one cluster-wide call to the first round
+	// (28, was 27); steady-state rounds still read only resources and statuses.
+	if n := f.total(); n != 1+4+7+12+4 {
+		t.Errorf("first round made %d calls, want 28", n)
 	}
 	for i := 0; i < 3; i++ {
 		f.resetCounts()
@@ -193,7 +197,7 @@ func TestSnapshotterRefetchesConfigOnChangeAndTTL(t *testing.T) {
 	hour := time.Hour
 	s, clock := newTestSnapshotter(f.client(), SnapshotterConfig{TTLs: TTLs{
 		ClusterStatus: hour, Version: hour, HA: hour, Tasks: hour, Storage: hour, Configs: time.Minute,
-		Subscription: hour, Replication: hour, Backup: hour,
+		Subscription: hour, Replication: hour, Backup: hour, QDevice: hour,
 	}})
 	ctx := testContext(t)
 	if _, err := s.Inventory(ctx, InventoryOptions{}); err != nil {
@@ -509,5 +513,54 @@ func TestHasPSI(t *testing.T) {
 		if got := hasPSI(v); got != want {
 			t.Errorf("hasPSI(%q) = %t, want %t", v, got, want)
 		}
+	}
+}
+
+// TestSnapshotterQDevice follows the QDevice part through its TTL: a failed read is a Partial entry, stale
+// (the last answer kept) once there was one; an answer of {} (QDevice removed) clears Inventory.QDevice.
+func TestSnapshotterQDevice(t *testing.T) {
+	f := newStandardFakePVE(t)
+	f.set("GET", "/cluster/config/qdevice", 500, `{"data":null,"message":"cfs read error\n"}`)
+	s, clock := newTestSnapshotter(f.client(), SnapshotterConfig{})
+	ctx := testContext(t)
+	steps := []struct {
+		name      string
+		status    int
+		body      string
+		wantState string // "" for a nil QDevice
+		wantStale *bool  // nil: no Partial entry
+	}{
+		{name: "first read fails", status: 500, body: `{"data":null,"message":"cfs read error\n"}`, wantStale: new(false)},
+		{name: "connected", status: 200, body: qdeviceBody, wantState: "Connected"},
+		{name: "read fails, older answer kept", status: 500, body: `{"data":null,"message":"cfs read error\n"}`, wantState: "Connected", wantStale: new(true)},
+		{name: "removed", status: 200, body: `{"data":{}}`},
+	}
+	for _, st := range steps {
+		f.set("GET", "/cluster/config/qdevice", st.status, st.body)
+		f.resetCounts()
+		inv, err := s.Inventory(ctx, InventoryOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := f.count("GET /cluster/config/qdevice"); n != 1 {
+			t.Errorf("%s: %d qdevice calls, want 1", st.name, n)
+		}
+		state := ""
+		if inv.QDevice != nil {
+			state = inv.QDevice.State
+		}
+		if state != st.wantState {
+			t.Errorf("%s: QDevice %+v, want state %q", st.name, inv.QDevice, st.wantState)
+		}
+		var stale *bool
+		for _, p := range inv.Partial {
+			if p.Endpoint == "/cluster/config/qdevice" {
+				stale = new(p.Stale)
+			}
+		}
+		if (stale == nil) != (st.wantStale == nil) || (stale != nil && *stale != *st.wantStale) {
+			t.Errorf("%s: partial %v", st.name, inv.Partial)
+		}
+		clock.Advance(DefaultTTLs().QDevice)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -319,5 +320,50 @@ func TestAdminAPI(t *testing.T) {
 	var st pvesim.State
 	if err := json.Unmarshal([]byte(body), &st); status != 200 || err != nil || len(st.Guests) != 61 || len(st.Nodes) != 5 {
 		t.Errorf("state: %d %v, %d guests, %d nodes", status, err, len(st.Guests), len(st.Nodes))
+	}
+}
+
+// TestQDevice checks /cluster/config/qdevice against pve-cluster's src/PVE/API2/ClusterConfig.pm ("Get QDevice
+// status"): {} without a QDevice, else the "status verbose" keys it keeps, as strings. There is no captured
+// testdata/pve file for this endpoint, so TestShapesMatchTestdata does not cover it; the keys here are PVE's.
+func TestQDevice(t *testing.T) {
+	base, err := pvesim.Builtin("default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name    string
+		qdevice *pvesim.QDeviceSpec
+		want    map[string]any
+	}{
+		{name: "none", want: map[string]any{}},
+		{name: "defaults", qdevice: &pvesim.QDeviceSpec{Host: "10.0.0.9"}, want: map[string]any{
+			"Model": "Net", "QNetd host": "10.0.0.9:5403", "Algorithm": "Fifty-Fifty split",
+			"Tie-breaker": "Node with lowest node ID", "State": "Connected",
+		}},
+		{name: "lms, not connected", qdevice: &pvesim.QDeviceSpec{Host: "qnetd.example", Algorithm: "lms", State: "Connect failed"}, want: map[string]any{
+			"Model": "Net", "QNetd host": "qnetd.example:5403", "Algorithm": "LMS",
+			"Tie-breaker": "Node with lowest node ID", "State": "Connect failed",
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			scn := *base
+			scn.QDevice = tt.qdevice
+			srv := pvesimtest.Start(t, pvesimtest.WithScenario(&scn))
+			status, body := srv.Do(t, http.MethodGet, "/cluster/config/qdevice", "")
+			if status != http.StatusOK {
+				t.Fatalf("status %d: %s", status, body)
+			}
+			var got struct {
+				Data map[string]any `json:"data"`
+			}
+			if err := json.Unmarshal(body, &got); err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got.Data, tt.want) {
+				t.Errorf("data %v, want %v", got.Data, tt.want)
+			}
+		})
 	}
 }

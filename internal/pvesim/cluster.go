@@ -43,6 +43,21 @@ func (s *Simulator) getClusterStatus(_ *call, _ time.Time) (any, error) {
 	return out, nil
 }
 
+// getQDevice answers /cluster/config/qdevice like pve-cluster's src/PVE/API2/ClusterConfig.pm: {} without a
+// QDevice (PVE: no corosync-qdevice socket), else the keys it keeps of corosync-qdevice's "status verbose", all
+// strings. Of those, Echo reply and Last poll call are left out: their wording is not pinned down here, and
+// no consumer reads them.
+func (s *Simulator) getQDevice(_ *call, _ time.Time) (any, error) {
+	q := s.scn.QDevice
+	if q == nil {
+		return obj{}, nil
+	}
+	return obj{
+		"Model": "Net", "QNetd host": q.Host + ":5403", "Algorithm": qdeviceAlgorithms[q.Algorithm],
+		"Tie-breaker": "Node with lowest node ID", "State": q.State,
+	}, nil
+}
+
 type resourcesKey struct {
 	at  time.Time
 	gen uint64

@@ -33,7 +33,7 @@ func (s *Simulator) routes() []route {
 		r("GET", "/cluster/ha/resources", schema{"type": {kind: pEnum, enum: []string{"ct", "vm"}}}, (*Simulator).getHAResources),
 		r("GET", "/cluster/ha/status/current", none, (*Simulator).getHAStatus),
 		r("GET", "/cluster/backup-info/not-backed-up", none, (*Simulator).getNotBackedUp),
-		r("GET", "/cluster/config/qdevice", none, func(*Simulator, *call, time.Time) (any, error) { return obj{}, nil }),
+		r("GET", "/cluster/config/qdevice", none, (*Simulator).getQDevice),
 		r("GET", "/pools", schema{"poolid": {}, "type": {kind: pEnum, enum: []string{"qemu", "lxc", "storage"}}}, (*Simulator).getPools),
 		r("GET", "/access/permissions", schema{"path": {}, "userid": {}}, (*Simulator).getPermissions),
 		r("GET", "/nodes", none, (*Simulator).getNodes),

@@ -31,6 +31,9 @@ type Scenario struct {
 	MigrationBandwidth ByteSize `yaml:"migration_bandwidth"`
 	// LocalNode is the node that answers API calls (local: 1 in /cluster/status); default the first node.
 	LocalNode string `yaml:"local_node"`
+	// QDevice is the cluster's corosync QDevice; nil (the default) means none, and /cluster/config/qdevice
+	// answers {} as PVE does then.
+	QDevice *QDeviceSpec `yaml:"qdevice"`
 
 	Nodes    []NodeSpec    `yaml:"nodes"`
 	Storages []StorageSpec `yaml:"storages"`
@@ -54,6 +57,21 @@ type NodeSpec struct {
 	IP       string   `yaml:"ip"`
 	RootFS   ByteSize `yaml:"rootfs"`
 }
+
+// QDeviceSpec is a QDevice of corosync's model Net, as pvecm qdevice setup configures it: a QNetd server
+// outside the cluster that lends a tie-breaking vote.
+type QDeviceSpec struct {
+	// Host is the QNetd server's address; /cluster/config/qdevice shows it with QNetd's port, "10.0.0.9:5403".
+	Host string `yaml:"host"`
+	// Algorithm is ffsplit (default; pvecm's choice for an even node count) or lms (its choice for an odd one).
+	Algorithm string `yaml:"algorithm"`
+	// State is corosync-qdevice's connection state as its status shows it (default "Connected"); any other
+	// text, e.g. "Connect failed", is a QDevice that does not vote.
+	State string `yaml:"state"`
+}
+
+// qdeviceAlgorithms maps the corosync.conf algorithm to the text corosync-qdevice's status shows for it.
+var qdeviceAlgorithms = map[string]string{"ffsplit": "Fifty-Fifty split", "lms": "LMS"}
 
 // NodeBase is a node's own load, on top of its guests'.
 type NodeBase struct {
@@ -408,6 +426,14 @@ func (s *Scenario) applyDefaults() {
 	if s.MigrationBandwidth == 0 {
 		s.MigrationBandwidth = GiB
 	}
+	if q := s.QDevice; q != nil {
+		if q.Algorithm == "" {
+			q.Algorithm = "ffsplit"
+		}
+		if q.State == "" {
+			q.State = "Connected"
+		}
+	}
 	if len(s.Storages) == 0 {
 		s.Storages = []StorageSpec{
 			{ID: "local", Type: "dir", Content: "backup,iso,vztmpl"},
@@ -645,6 +671,17 @@ func (s *Scenario) validate(l locator) []error {
 	}
 	if s.LocalNode != "" && nodes[s.LocalNode] == nil {
 		bad([]any{"local_node"}, "unknown node %q", s.LocalNode)
+	}
+	if q := s.QDevice; q != nil {
+		if q.Host == "" || strings.ContainsAny(q.Host, " \t\n") {
+			bad([]any{"qdevice", "host"}, "a QNetd host address is required, without spaces: %q", q.Host)
+		}
+		if _, ok := qdeviceAlgorithms[q.Algorithm]; !ok {
+			bad([]any{"qdevice", "algorithm"}, "unknown algorithm %q (want ffsplit or lms)", q.Algorithm)
+		}
+		if strings.ContainsAny(q.State, "\n:") {
+			bad([]any{"qdevice", "state"}, "state %q is not one line of status text", q.State)
+		}
 	}
 
 	vmids := map[int]bool{}

@@ -78,6 +78,10 @@ func TestParseScenarioErrors(t *testing.T) {
 		{"alias", func(s string) string { return s + "pools: &a [x]\n" }, `pools: unknown field`},
 		{"not a mapping", func(string) string { return "- 1\n" }, `cannot unmarshal !!seq into pvesim.Scenario`},
 		{"no nodes", func(string) string { return "name: x\n" }, `nodes: a cluster needs at least one node`},
+		{"qdevice without host", func(s string) string { return s + "qdevice: {state: Connected}\n" }, `scenario.yml:18: qdevice.host: a QNetd host address is required`},
+		{"qdevice algorithm", func(s string) string { return s + "qdevice: {host: 10.0.0.9, algorithm: 2nodelms}\n" }, `scenario.yml:18: qdevice.algorithm: unknown algorithm "2nodelms" (want ffsplit or lms)`},
+		{"qdevice state not one line", func(s string) string { return s + "qdevice: {host: 10.0.0.9, state: \"a: b\"}\n" }, `scenario.yml:18: qdevice.state: state "a: b" is not one line of status text`},
+		{"qdevice unknown field", func(s string) string { return s + "qdevice: {host: 10.0.0.9, port: 5403}\n" }, `scenario.yml:18: qdevice.port: unknown field`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

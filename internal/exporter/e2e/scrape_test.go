@@ -356,6 +356,60 @@ func TestPVE8HasNoPressure(t *testing.T) {
 	}
 }
 
+// TestQDevice runs the QDevice families end to end: a scenario's QDevice, as the simulator answers
+// /cluster/config/qdevice, reaches pve_qdevice_up and pve_qdevice_info; without one (the default scenario, whose
+// golden exposition has neither) both are absent and the qdevice collector still succeeds.
+func TestQDevice(t *testing.T) {
+	tests := []struct {
+		name    string
+		qdevice *pvesim.QDeviceSpec
+		wantUp  string // "" for no pve_qdevice_* at all
+		wantTxt string // the pve_qdevice_info series
+	}{
+		{name: "none"},
+		{name: "connected", qdevice: &pvesim.QDeviceSpec{Host: "10.0.0.9"}, wantUp: `pve_qdevice_up{id="cluster/demo"} 1`,
+			wantTxt: `pve_qdevice_info{algorithm="Fifty-Fifty split",id="cluster/demo",model="Net",qnetd_host="10.0.0.9:5403",state="Connected",tie_breaker="Node with lowest node ID"} 1`},
+		{name: "connect failed", qdevice: &pvesim.QDeviceSpec{Host: "qnetd.example", Algorithm: "lms", State: "Connect failed"}, wantUp: `pve_qdevice_up{id="cluster/demo"} 0`,
+			wantTxt: `pve_qdevice_info{algorithm="LMS",id="cluster/demo",model="Net",qnetd_host="qnetd.example:5403",state="Connect failed",tie_breaker="Node with lowest node ID"} 1`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			scn, err := pvesim.Builtin("default")
+			if err != nil {
+				t.Fatal(err)
+			}
+			scn.QDevice = tt.qdevice
+			h := startHarness(t, withSim(pvesimtest.WithScenario(scn)))
+			code, body := h.scrape(t, "", 0)
+			if code != 200 || !strings.Contains(body, `pve_exporter_scrape_collector_success{collector="qdevice"} 1`) {
+				t.Fatalf("scrape = %d, qdevice collector not successful:\n%.3000s", code, body)
+			}
+			if tt.wantUp == "" {
+				if strings.Contains(body, "pve_qdevice_") {
+					t.Errorf("pve_qdevice_* without a QDevice:\n%s", grepLines(body, "pve_qdevice_"))
+				}
+				return
+			}
+			for _, want := range []string{tt.wantUp, tt.wantTxt} {
+				if !strings.Contains(body, "\n"+want+"\n") {
+					t.Errorf("missing %s in:\n%s", want, grepLines(body, "pve_qdevice_"))
+				}
+			}
+		})
+	}
+}
+
+// grepLines returns the lines of s that contain sub.
+func grepLines(s, sub string) string {
+	var out []string
+	for line := range strings.Lines(s) {
+		if strings.Contains(line, sub) {
+			out = append(out, strings.TrimSuffix(line, "\n"))
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
 // TestExporterMetricsCountAPIRequests: the exporter's own registry shows the PVE requests by endpoint template.
 func TestExporterMetricsCountAPIRequests(t *testing.T) {
 	h := startHarness(t)
