@@ -188,7 +188,7 @@ func (s *Server) refreshGauges(ctx context.Context) error {
 }
 
 func (s *Server) handlePlans(w http.ResponseWriter, r *http.Request) {
-	s.sweep(r.Context())
+	s.expirePlans(r.Context())
 	f := store.PlanFilter{}
 	if st := r.URL.Query().Get("state"); st != "" {
 		if !store.PlanState(st).Valid() {
@@ -209,7 +209,7 @@ func (s *Server) handlePlans(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) planRecord(w http.ResponseWriter, r *http.Request) (store.PlanRecord, bool) {
-	s.sweep(r.Context())
+	s.expirePlans(r.Context())
 	id := mux.Vars(r)["id"]
 	rec, err := s.store.Plan(r.Context(), id)
 	switch {

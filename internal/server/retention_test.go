@@ -177,3 +177,25 @@ func TestRollbackGateAfterRetentionSweep(t *testing.T) {
 		t.Errorf("approve = %d %s, want qemu/100 held by the rollback window and qemu/101 started", code, got)
 	}
 }
+
+// A GET of the plans expires what is due but removes nothing: the retention is the periodic sweep's, which
+// scans the whole journal.
+func TestPlanReadsDoNotPrune(t *testing.T) {
+	now := testNow.Add(91 * day)
+	h := newHarness(t, settings(policy.ModeManual), func(o *Options) { o.Now = func() time.Time { return now } })
+	seedOldRecords(t, h)
+	ctx := context.Background()
+	if code, body := h.do(t, http.MethodGet, "/api/v1/plans", "", ""); code != http.StatusOK {
+		t.Fatalf("GET /api/v1/plans: %d %s", code, body)
+	}
+	if _, err := h.store.Plan(ctx, "old-rejected"); err != nil {
+		t.Errorf("a GET removed the old rejected plan: %v", err)
+	}
+	if moves, err := h.store.Journal(ctx, store.JournalQuery{}); err != nil || len(moves) != 2 {
+		t.Errorf("journal after a GET: %d entries, %v; want 2", len(moves), err)
+	}
+	h.srv.sweep(ctx)
+	if _, err := h.store.Plan(ctx, "old-rejected"); err == nil {
+		t.Error("the periodic sweep kept the old rejected plan")
+	}
+}

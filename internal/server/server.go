@@ -248,14 +248,21 @@ func (s *Server) Run(ctx context.Context) {
 	s.running.Wait()
 }
 
-// sweep expires plans past their TTL and removes final records older than the retention. It waits while a plan
-// executes: the store would expire an approved plan whose migrations outlive its TTL, and its outcome would be
-// lost.
-func (s *Server) sweep(ctx context.Context) {
+// sweep is the periodic sweep: it expires plans past their TTL and removes final records older than the
+// retention.
+func (s *Server) sweep(ctx context.Context) { s.sweepStore(ctx, s.current().Retention) }
+
+// expirePlans expires plans past their TTL before a request reads plans. Removing old records is left to the
+// periodic sweep: it scans the whole journal, which a GET need not wait for.
+func (s *Server) expirePlans(ctx context.Context) { s.sweepStore(ctx, 0) }
+
+// sweepStore sweeps the store, removing final records older than retention (none when it is 0). It waits while
+// a plan executes: the store would expire an approved plan whose migrations outlive its TTL, and its outcome
+// would be lost.
+func (s *Server) sweepStore(ctx context.Context, retention time.Duration) {
 	if s.executing.Load() > 0 {
 		return
 	}
-	retention := s.current().Retention
 	res, err := s.store.Sweep(ctx, s.now(), retention)
 	if err != nil {
 		level.Error(s.logger).Log("msg", "sweeping the store", "err", err)

@@ -293,14 +293,23 @@ func (s *Store) Sweep(ctx context.Context, now time.Time, retention time.Duratio
 	var res SweepResult
 	err := s.update(ctx, "sweeping expired records", func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketPlans)
+		cutoff := now.Add(-retention)
+		// One pass over the plans: open ones past their TTL expire (and so stay a full retention from now);
+		// final ones last updated before the retention's cutoff go.
 		var expired []PlanRecord
+		var stale [][]byte
 		err := b.ForEach(func(k, v []byte) error {
 			var rec PlanRecord
 			if err := decode(b, k, v, &rec); err != nil {
 				return err
 			}
-			if !rec.State.Final() && !rec.ExpiresAt.IsZero() && !rec.ExpiresAt.After(now) {
-				expired = append(expired, rec)
+			switch {
+			case !rec.State.Final():
+				if !rec.ExpiresAt.IsZero() && !rec.ExpiresAt.After(now) {
+					expired = append(expired, rec)
+				}
+			case retention > 0 && lastUpdate(rec).Before(cutoff):
+				stale = append(stale, append([]byte(nil), k...))
 			}
 			return nil
 		})
@@ -321,8 +330,8 @@ func (s *Store) Sweep(ctx context.Context, now time.Time, retention time.Duratio
 		if retention <= 0 {
 			return nil
 		}
-		cutoff := now.Add(-retention)
-		if res.PlansRemoved, res.ApprovalsRemoved, err = removeFinalPlans(tx, cutoff); err != nil {
+		res.PlansRemoved = len(stale)
+		if res.ApprovalsRemoved, err = removePlans(tx, stale); err != nil {
 			return err
 		}
 		res.JournalRemoved, err = removeFinalMoves(tx, cutoff)

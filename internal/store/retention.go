@@ -9,39 +9,29 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// removeFinalPlans deletes final plans last updated before cutoff, and their approvals, which mean nothing
-// without the plan. It returns how many of each it deleted.
-func removeFinalPlans(tx *bolt.Tx, cutoff time.Time) (plans, approvals int, err error) {
-	pb, ab := tx.Bucket(bucketPlans), tx.Bucket(bucketApprovals)
-	var stale [][]byte
-	err = pb.ForEach(func(k, v []byte) error {
-		var rec PlanRecord
-		if err := decode(pb, k, v, &rec); err != nil {
-			return err
-		}
-		last := rec.UpdatedAt
-		if last.IsZero() {
-			last = rec.CreatedAt
-		}
-		if rec.State.Final() && last.Before(cutoff) {
-			stale = append(stale, append([]byte(nil), k...))
-		}
-		return nil
-	})
-	if err != nil {
-		return 0, 0, err
+// lastUpdate is when a plan record last changed (records written before UpdatedAt existed: when created).
+func lastUpdate(rec PlanRecord) time.Time {
+	if rec.UpdatedAt.IsZero() {
+		return rec.CreatedAt
 	}
-	for _, id := range stale {
+	return rec.UpdatedAt
+}
+
+// removePlans deletes the plans with these IDs and their approvals, which mean nothing without the plan. It
+// returns how many approvals it deleted.
+func removePlans(tx *bolt.Tx, ids [][]byte) (approvals int, err error) {
+	pb, ab := tx.Bucket(bucketPlans), tx.Bucket(bucketApprovals)
+	for _, id := range ids {
 		n, err := deleteApprovals(ab, id)
 		if err != nil {
-			return 0, 0, fmt.Errorf("deleting approvals of plan %s: %w", id, err)
+			return 0, fmt.Errorf("deleting approvals of plan %s: %w", id, err)
 		}
 		approvals += n
 		if err := pb.Delete(id); err != nil {
-			return 0, 0, fmt.Errorf("deleting plan %s: %w", id, err)
+			return 0, fmt.Errorf("deleting plan %s: %w", id, err)
 		}
 	}
-	return len(stale), approvals, nil
+	return approvals, nil
 }
 
 // deleteApprovals deletes every approval of plan id. Keys are collected first: deleting under a bbolt cursor
