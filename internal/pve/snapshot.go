@@ -426,11 +426,12 @@ func (s *Snapshotter) round(ctx context.Context, fresh Part) (*Inventory, error)
 	var statusMu sync.Mutex
 	statusOf := map[string]*NodeStatus{}
 	asked := map[string]context.CancelFunc{}
-	defer func() {
+	cancelAll := func() {
 		for _, cancel := range asked {
 			cancel()
 		}
-	}()
+	}
+	defer cancelAll()
 	ask := func(node string) {
 		nodeCtx, cancel := context.WithCancel(ctx)
 		asked[node] = cancel
@@ -455,9 +456,7 @@ func (s *Snapshotter) round(ctx context.Context, fresh Part) (*Inventory, error)
 
 	res, err := s.c.ClusterResources(ctx)
 	if err != nil {
-		for _, cancel := range asked {
-			cancel()
-		}
+		cancelAll()
 		f.wg.Wait()
 		return nil, fmt.Errorf("reading PVE inventory: %w", err)
 	}
